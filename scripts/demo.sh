@@ -10,6 +10,7 @@
 #   --port PORT   the server's port (default: 10809, NBD's IANA port, when
 #                 free, else a free one of VM_PORT_RANGE); env DEMO_PORT
 #   --timeout S   bound on the station's run (default 120); env DEMO_TIMEOUT
+#   DEMO_WORK     the work dir (default .build/demo)
 #
 # Steps: the kernel (scripts/kernel.sh), a root image (scripts/make-root-image.sh),
 # the initramfs (`nbdboot initramfs build`), the server (`nbdboot serve`),
@@ -28,13 +29,13 @@ while [ $# -gt 0 ]; do
     --follow) follow=1; shift ;;
     --port) port=${2:-}; shift 2 ;;
     --timeout) timeout_s=${2:-}; shift 2 ;;
-    -h|--help) sed -n '7,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '7,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo.sh: unknown argument '$1' (use --no-follow, --port PORT, --timeout SECONDS)" >&2; exit 2 ;;
   esac
 done
 [ -z "$port" ] || [[ $port =~ ^[0-9]+$ && $port -ge 1 && $port -le 65535 ]] || { echo "demo.sh: port '$port' is not a number in 1-65535" >&2; exit 2; }
 
-VM_WORK_DIR=$PWD/.build/demo
+VM_WORK_DIR=${DEMO_WORK:-$PWD/.build/demo}
 # shellcheck source=../Tests/vm/lib.sh
 . Tests/vm/lib.sh
 vm_setup demo
