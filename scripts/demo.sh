@@ -81,7 +81,7 @@ console=$VM_WORK/console.log
 follow_arg=(); [ "$follow" = 1 ] && follow_arg=(--follow)
 show scripts/qemu-station.sh --kernel "$NBDBOOT_VMLINUZ" --initrd "$initrd" --log "$console" \
   --append "\"$append\"" --timeout "$timeout_s" "${follow_arg[@]}"
-echo
+[ "$follow" = 1 ] && echo "  (the kernel boots with loglevel=4, so the first lines are nbdboot-init's, after a few seconds)"
 watcher=$(vm_watch_marker "$marker" "$console" "$VM_WORK/marker-ms" "$timeout_s")
 vm_on_exit "kill $watcher 2>/dev/null"
 station_status=0

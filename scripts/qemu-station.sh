@@ -83,7 +83,9 @@ timeout -k 5 "$timeout_s" "$qemu" -M q35 -m "$memory" -smp 1 -accel tcg \
 qemu_pid=$!
 if [ "$follow" = 1 ]; then
   # tail exits by itself shortly after QEMU does (--pid), after a last read.
-  tail -n +1 -s 0.2 -f --pid="$qemu_pid" "$log" | tr -d '\r' | sed -u 's/^/station| /' &
+  # sed -u (unbuffered): any buffering filter here would hold the lines back
+  # and show the console in one lump at the end.
+  tail -n +1 -s 0.2 -f --pid="$qemu_pid" "$log" | sed -u 's/\r$//; s/^/station| /' &
   tail_pid=$!
 fi
 status=0

@@ -201,6 +201,7 @@ expect_console() {
   local last
   last=$(tr -d '\r' <"$log" | grep -E 'nbdboot-init:' | tail -1 || true)
   [ -n "$last" ] && vm_log "last init message: $last"
+  tr -d '\r' <"$log" | grep -E 'nbdboot-init: FATAL|Kernel panic' | sed 's/^/    /' >&2 || true
   [ -n "$VM_SERVER_LOG" ] && [ -s "$VM_SERVER_LOG" ] && { vm_log "server log ($VM_SERVER_LOG):"; tail -20 "$VM_SERVER_LOG" | sed 's/^/    /' >&2; }
   return 1
 }
