@@ -98,9 +98,14 @@ final class Listener: @unchecked Sendable {
             }
         }
         guard rc == 0 else { return "unknown peer" }
-        let h = String(cString: host)
-        let s = String(cString: serv)
+        let h = cText(host)
+        let s = cText(serv)
         return h.contains(":") ? "[\(h)]:\(s)" : "\(h):\(s)"
+    }
+
+    /// A NUL-terminated C buffer as a String.
+    private static func cText(_ chars: [CChar]) -> String {
+        String(decoding: chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     func close() {
