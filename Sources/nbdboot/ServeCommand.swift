@@ -11,7 +11,8 @@ struct ServeCommand: ParsableCommand {
         discussion: """
             Modern form, any number of exports (the first is also the default export ""):
               nbdboot serve --listen 127.0.0.1:10809 --export root=/srv/root.img,readonly --export home=/srv/home.img
-            Classic nbd-server form, one export named "" on every IPv4 address:
+            Classic nbd-server form, one export named "" on every IPv4 address (or on \
+            the host given with --listen HOST):
               nbdboot serve 10809 /srv/root.img
             Runs in the foreground, logs one line per event to stderr, prints \
             "nbdboot serve: listening on ADDRESS" once bound, stops on SIGINT/SIGTERM.
@@ -49,11 +50,20 @@ struct ServeCommand: ParsableCommand {
         guard classic.count == 2 else {
             throw ConfigError("classic form takes exactly PORT FILE, got \(classic.count) argument(s) '\(classic.joined(separator: " "))'; or use --listen HOST:PORT --export NAME=PATH")
         }
-        guard export.isEmpty, listen == nil else {
-            throw ConfigError("use either the classic form PORT FILE or --listen/--export, not both")
+        guard export.isEmpty else {
+            throw ConfigError("use either the classic form PORT FILE or --export NAME=PATH, not both")
         }
         let port = try ListenAddress.parsePort(classic[0], input: "PORT '\(classic[0])'")
-        return try ServerConfig(listen: .tcp(host: "0.0.0.0", port: port), exports: [ExportSpec(name: "", path: classic[1])])
+        var host = "0.0.0.0"
+        if let listen {
+            // With the classic form, --listen only chooses the address: HOST or [IPV6].
+            let bracketed = listen.hasPrefix("[") && listen.hasSuffix("]")
+            guard !listen.isEmpty, bracketed || !listen.contains(":") else {
+                throw ConfigError("--listen '\(listen)': with the classic form PORT FILE give only the host (e.g. --listen 127.0.0.1 or --listen [::1]); the port is PORT")
+            }
+            host = bracketed ? String(listen.dropFirst().dropLast()) : listen
+        }
+        return try ServerConfig(listen: .tcp(host: host, port: port), exports: [ExportSpec(name: "", path: classic[1])])
     }
 
     private func fail(_ message: String, code: Int32) -> Never {
