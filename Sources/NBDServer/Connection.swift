@@ -27,9 +27,9 @@ final class Connection: @unchecked Sendable {
 
     private func note(_ line: String) { log("conn \(id): \(line)") }
 
-    /// Runs the connection to its end and closes the socket.
+    /// Runs the connection to its end. The owner closes the socket afterwards
+    /// (under its lock, so a shutdown never reaches a recycled descriptor).
     func run() {
-        defer { _ = Glibc.close(fd) }
         if let index = handshake() {
             transmission(exports[index])
         }

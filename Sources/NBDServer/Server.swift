@@ -155,6 +155,7 @@ public final class Server: @unchecked Sendable {
             try startThread("connection \(connection.id)") { [self] in
                 connection.run()
                 monitor.locked {
+                    _ = Glibc.close(connection.fd)
                     connections[connection.id] = nil
                     monitor.broadcast()
                 }

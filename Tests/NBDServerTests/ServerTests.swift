@@ -137,6 +137,16 @@ final class ServerTests: XCTestCase {
         XCTAssertTrue(log.all.contains { $0.contains("READ offset=1048576 length=1 flags=0x0: EINVAL") }, "\(log.all)")
     }
 
+    func testOversizedWriteIsDrainedAndRefused() throws {
+        let c = try TestClient.connect(socketPath, export: "rw")
+        defer { c.close() }
+        let length = BlockSizes.servedPayload + 1
+        let payload = [UInt8](repeating: 0xee, count: Int(length))
+        XCTAssertEqual(try c.roundTrip(Request(command: .write, cookie: 1, offset: 0, length: length), payload: payload).0, .inval)
+        // The payload was consumed: the next request is read at the right place.
+        XCTAssertEqual(try c.roundTrip(Request(command: .read, cookie: 2, offset: 0, length: 4)).1, [0, 0, 0, 0])
+    }
+
     func testReadonlyExportRefusesWritesAndKeepsServing() throws {
         let c = try TestClient.connect(socketPath, export: "ro")
         defer { c.close() }

@@ -65,6 +65,7 @@ wait_port() {
 start_server() {
   local name=$1; shift
   local log="$WORK/$name.log"
+  : > "$log"
   "$NBDBOOT" serve "$@" 2>"$log" &
   SERVER_PID=$!
   SERVER_PIDS+=("$SERVER_PID")
