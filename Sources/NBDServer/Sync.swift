@@ -8,7 +8,7 @@ import LinuxSys
 /// A mutex with a condition variable attached (pthread_mutex_t + pthread_cond_t).
 /// Heap-allocated so their addresses never move, as POSIX requires.
 final class Monitor: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    fileprivate let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let cond: UnsafeMutablePointer<pthread_cond_t>
 
     init() {
@@ -52,6 +52,31 @@ final class Monitor: @unchecked Sendable {
     }
 
     /// Wakes every waiter (pthread_cond_broadcast); call inside `locked`.
+    func broadcast() { pthread_cond_broadcast(cond) }
+}
+
+/// A further condition variable on a Monitor's mutex, for code where waking
+/// everyone would be wasteful (one worker per queued job: pthread_cond_signal).
+final class Condition: @unchecked Sendable {
+    private let cond: UnsafeMutablePointer<pthread_cond_t>
+
+    init() {
+        cond = .allocate(capacity: 1)
+        pthread_cond_init(cond, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(cond)
+        cond.deallocate()
+    }
+
+    /// pthread_cond_wait on `monitor`'s mutex: call only inside `monitor.locked`.
+    func wait(_ monitor: Monitor) { pthread_cond_wait(cond, monitor.mutex) }
+
+    /// Wakes one waiter (pthread_cond_signal).
+    func signal() { pthread_cond_signal(cond) }
+
+    /// Wakes every waiter (pthread_cond_broadcast).
     func broadcast() { pthread_cond_broadcast(cond) }
 }
 

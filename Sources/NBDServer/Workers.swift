@@ -60,7 +60,11 @@ final class WorkQueue: @unchecked Sendable {
     static let maxJobs = 128
     static let maxBytes = 128 << 20
 
+    /// Guards the fields below. `monitor`'s own condition means "progress"
+    /// (a job finished, a worker left) and wakes the reader and the drainer;
+    /// `workReady` wakes one idle worker per queued job.
     private let monitor = Monitor()
+    private let workReady = Condition()
     private var jobs: [Job] = []
     private var head = 0
     private var inFlight = 0
@@ -86,11 +90,10 @@ final class WorkQueue: @unchecked Sendable {
             jobs.append(job)
             inFlight += 1
             inFlightBytes += bytes
-            monitor.broadcast()
+            workReady.signal()
             // More queued jobs than idle workers: grow the pool.
             if jobs.count - head > idle && workers < Self.maxWorkers {
                 workers += 1
-                idle += 1
                 return true
             }
             return false
@@ -100,11 +103,14 @@ final class WorkQueue: @unchecked Sendable {
                 try startThread("worker") { [self] in work() }
             } catch {
                 log("cannot start a worker thread (\(error.description)); running requests on the reader")
-                monitor.locked {
+                let job: Job? = monitor.locked {
                     workers -= 1
-                    idle -= 1
+                    return pop()
                 }
-                if let job = take(worker: false) { finish(job) }
+                if let job {
+                    execute(job)
+                    monitor.locked { done(job) }
+                }
             }
         }
     }
@@ -114,47 +120,51 @@ final class WorkQueue: @unchecked Sendable {
         monitor.locked {
             while inFlight > 0 { monitor.wait() }
             stopping = true
-            monitor.broadcast()
+            workReady.broadcast()
             while workers > 0 { monitor.wait() }
         }
     }
 
-    /// The oldest queued job; a worker waits for one (and counts itself busy).
-    private func take(worker: Bool) -> Job? {
-        monitor.locked {
-            while head == jobs.count {
-                if stopping || !worker { return nil }
-                monitor.wait()
-            }
-            if worker { idle -= 1 }
-            let job = jobs[head]
-            head += 1
-            if head == jobs.count || head > 1024 {
-                jobs.removeFirst(head)
-                head = 0
-            }
-            return job
+    /// The oldest queued job, if any. Call with the monitor held.
+    private func pop() -> Job? {
+        guard head < jobs.count else { return nil }
+        let job = jobs[head]
+        head += 1
+        if head == jobs.count || head > 1024 {
+            jobs.removeFirst(head)
+            head = 0
         }
+        return job
     }
 
-    private func finish(_ job: Job) {
-        execute(job)
-        monitor.locked {
-            inFlight -= 1
-            inFlightBytes -= job.payload.count
-            monitor.broadcast()
-        }
+    /// Accounts for a finished job. Call with the monitor held.
+    private func done(_ job: Job) {
+        inFlight -= 1
+        inFlightBytes -= job.payload.count
+        monitor.broadcast()
     }
 
+    /// A worker: take a job, run it, account for it and take the next in the
+    /// same critical section; leave when stopping and nothing is queued.
     private func work() {
+        var finished: Job? = nil
         while true {
-            guard let job = take(worker: true) else { break }
-            finish(job)
-            monitor.locked { idle += 1 }
+            let next: Job? = monitor.locked {
+                if let finished { done(finished) }
+                while true {
+                    if let job = pop() { return job }
+                    if stopping { return nil }
+                    idle += 1
+                    workReady.wait(monitor)
+                    idle -= 1
+                }
+            }
+            guard let job = next else { break }
+            execute(job)
+            finished = job
         }
         monitor.locked {
             workers -= 1
-            idle -= 1
             monitor.broadcast()
         }
     }
