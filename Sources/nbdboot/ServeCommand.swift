@@ -9,13 +9,15 @@ struct ServeCommand: ParsableCommand {
         commandName: "serve",
         abstract: "Serve image files over NBD (fixed newstyle; nbd-client, the kernel, libnbd, qemu).",
         discussion: """
-            Modern form, any number of exports (the first is also the default export ""):
-              nbdboot serve --listen 127.0.0.1:10809 --export root=/srv/root.img,readonly --export home=/srv/home.img
-            Classic nbd-server form, one export named "" on every IPv4 address (or on \
-            the host given with --listen HOST):
+            Modern form, any number of exports; the first is also the default export "":
+              nbdboot serve --listen 127.0.0.1:10809 \\
+                --export root=/srv/root.img,readonly --export home=/srv/home.img
+            Classic nbd-server form, one export named "" on every IPv4 address
+            (or on the host given with --listen HOST):
               nbdboot serve 10809 /srv/root.img
-            Runs in the foreground, logs one line per event to stderr, prints \
-            "nbdboot serve: listening on ADDRESS" once bound, stops on SIGINT/SIGTERM.
+            Runs in the foreground and logs one line per event to stderr; prints \
+            "nbdboot serve: listening on ADDRESS" once bound; SIGINT/SIGTERM stop it \
+            (exit 0). Bad arguments exit 2, a server that cannot start exits 1.
             """
     )
 
