@@ -187,7 +187,7 @@ public enum Newc {
     }
 
     static func appendHex8(_ value: UInt32, to out: inout [UInt8]) {
-        let digits = Array("0123456789abcdef".utf8)
+        let digits = Array("0123456789ABCDEF".utf8)  // upper case, as GNU cpio writes
         for shift in stride(from: 28, through: 0, by: -4) {
             out.append(digits[Int((value >> UInt32(shift)) & 0xf)])
         }
