@@ -143,7 +143,8 @@ public enum Inspect {
                 }
                 try removeExisting(path)
                 let dev = makeDevice(e.rdevMajor, e.rdevMinor)
-                guard mknod(path, mode_t(e.mode), dev) == 0 else {
+                // mknod(2) applies the umask: set the permissions afterwards.
+                guard mknod(path, mode_t(e.mode), dev) == 0, chmod(path, mode_t(e.permissions)) == 0 else {
                     throw InspectError.io(path, "mknod: \(String(cString: strerror(errno)))")
                 }
             case .socket, nil:
