@@ -3,6 +3,9 @@
 // write the output atomically. Every input problem fails here, at build time,
 // not on the station.
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Module sets for kinds of stations.
 public enum Profile: String, CaseIterable, Sendable {
@@ -108,12 +111,18 @@ public enum ImageBuilder {
     /// so a reader never sees half an image.
     public static func write(_ bytes: [UInt8], to path: String) throws {
         let url = URL(fileURLWithPath: path)
+        var isDir: ObjCBool = false
+        let parent = url.deletingLastPathComponent().path
+        guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDir), isDir.boolValue else {
+            throw BuildError("cannot write \(path): directory \(parent) does not exist")
+        }
         let tmp = url.deletingLastPathComponent()
             .appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
         do {
             try Data(bytes).write(to: tmp)
-            if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
-            try FileManager.default.moveItem(at: tmp, to: url)
+            guard rename(tmp.path, url.path) == 0 else {
+                throw BuildError("rename: \(String(cString: strerror(errno)))")
+            }
         } catch {
             try? FileManager.default.removeItem(at: tmp)
             throw BuildError("cannot write \(path): \(error.localizedDescription)")

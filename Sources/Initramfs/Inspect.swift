@@ -11,11 +11,13 @@ import Musl
 public enum InspectError: Error, CustomStringConvertible {
     case unsafePath(String, String)
     case io(String, String)
+    case unreadable(String)
 
     public var description: String {
         switch self {
         case let .unsafePath(p, why): return "refusing to extract \"\(p)\": \(why); nothing was written"
         case let .io(p, why): return "cannot extract \(p): \(why)"
+        case let .unreadable(p): return "cannot read \(p) (missing or unreadable)"
         }
     }
 }
@@ -24,7 +26,7 @@ public enum Inspect {
     /// Reads an image file and splits it into members, decompressing with the standard tools.
     public static func read(_ path: String) throws -> [ImageMember] {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw InspectError.io(path, "cannot read the file (missing or unreadable)")
+            throw InspectError.unreadable(path)
         }
         return try ImageWalk.members(Array(data)) { c, bytes in try c.decompress(bytes) }
     }

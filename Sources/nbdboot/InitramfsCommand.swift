@@ -58,10 +58,12 @@ struct InitramfsCommand: ParsableCommand {
                 files.append((String(spec[..<colon]), String(spec[spec.index(after: colon)...])))
             }
             let dirs = ImageBuilder.staticDirectories(invokedAs: CommandLine.arguments[0])
-            var options = BuildOptions(
-                kernelRelease: kernelVersion,
-                initPath: try self.`init` ?? ImageBuilder.locateStatic("init", option: "--init", in: dirs),
-                nbdClientPath: try nbdClient ?? ImageBuilder.locateStatic("nbd-client", option: "--nbd-client", in: dirs))
+            let initPath: String, clientPath: String
+            do {
+                initPath = try self.`init` ?? ImageBuilder.locateStatic("init", option: "--init", in: dirs)
+                clientPath = try nbdClient ?? ImageBuilder.locateStatic("nbd-client", option: "--nbd-client", in: dirs)
+            } catch { throw fail("initramfs build: \(error)") }
+            var options = BuildOptions(kernelRelease: kernelVersion, initPath: initPath, nbdClientPath: clientPath)
             options.moduleRoot = moduleRoot
             options.profile = profile
             options.extraModules = addModule
