@@ -21,11 +21,11 @@ struct Dialer {
     func dial() throws(ClientError) -> FileDescriptor {
         switch server {
         case .unix(let path):
-            do { return try connectUnix(path: path) } catch { throw ClientError("cannot connect to \(path): \(error.description)") }
+            do { return try connectUnix(path: path) } catch { throw ClientError("cannot reach the server: \(error.description)") }
         case .tcp:
             var last = ClientError("cannot connect to \(server.text)")
             for a in addresses {
-                do { return try connect(to: a) } catch { last = ClientError("cannot connect to \(a.text): \(error.description)") }
+                do { return try connect(to: a) } catch { last = ClientError("cannot reach the server: \(error.description)") }
             }
             throw last
         }
