@@ -97,6 +97,7 @@ public final class FileBackend: BlockBackend {
     /// system or device that cannot punch holes makes TRIM a no-op, which the
     /// spec allows (TRIM is advisory).
     public func trim(offset: UInt64, length: UInt64) throws(SysError) {
+        if length == 0 { return }  // fallocate refuses len 0 (EINVAL); a no-op for NBD
         let punchHoleKeepSize: Int32 = 0x02 | 0x01
         let rc = c_fallocate(fd, punchHoleKeepSize, Int64(offset), Int64(length))
         if rc != 0 {

@@ -134,6 +134,10 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(try c.roundTrip(Request(command: .trim, cookie: 8, offset: 8192, length: 4096)).0, .ok)
         XCTAssertEqual(try c.roundTrip(Request(command: .read, cookie: 9, offset: 8192, length: 4096)).1, [UInt8](repeating: 0, count: 4096))
         XCTAssertEqual(try c.roundTrip(Request(command: .read, cookie: 10, offset: 0, length: 3)).1, [9, 8, 7])
+        // Zero-length requests are no-ops, not errors.
+        XCTAssertEqual(try c.roundTrip(Request(command: .trim, cookie: 11, offset: 4096, length: 0)).0, .ok)
+        XCTAssertEqual(try c.roundTrip(Request(command: .write, cookie: 12, offset: 4096, length: 0)).0, .ok)
+        XCTAssertEqual(try c.roundTrip(Request(command: .read, cookie: 13, offset: 1 << 20, length: 0)).0, .ok)
         XCTAssertTrue(log.all.contains { $0.contains("READ offset=1048576 length=1 flags=0x0: EINVAL") }, "\(log.all)")
     }
 
