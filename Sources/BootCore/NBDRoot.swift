@@ -206,3 +206,39 @@ public struct NBDRoot: Equatable, Sendable {
                               exportName: String(decoding: name, as: UTF8.self), hostFromDHCP: fromDHCP), nil)
     }
 }
+
+/// Why the NBD server could not be worked out from DHCP.
+public struct ServerResolutionError: Error, Equatable, Sendable {
+    public var what: String
+    public var hint: String
+}
+
+extension NBDRoot {
+    /// The server to connect to, applying Debian's DHCP rules: an empty or
+    /// `dhcp` host means the boot server (`rootServer`: DHCP siaddr or server
+    /// id, or ip='s server field); no server at all (nbdroot=dhcp or empty)
+    /// means the whole value comes from DHCP option 17 (`rootPath`).
+    public func resolveServer(rootServer: IPv4Address?, rootPath: String) throws(ServerResolutionError) -> NBDServerSpec {
+        var spec: NBDServerSpec
+        if let s = server {
+            spec = s
+        } else {
+            guard !rootPath.isEmpty else {
+                throw ServerResolutionError(
+                    what: "nbdroot= is empty or dhcp, which means the DHCP root-path (option 17), but there is none",
+                    hint: "set option 17 on the DHCP server, or give the server on the command line: nbdroot=10.0.2.2:10809/root")
+            }
+            do { spec = try NBDRoot.parseServer(rootPath, parameter: "root-path").0 } catch {
+                throw ServerResolutionError(what: "the DHCP root-path cannot be used: \(error.description)",
+                                            hint: "fix option 17 on the DHCP server")
+            }
+        }
+        guard spec.hostFromDHCP else { return spec }
+        guard let s = rootServer, !s.isAny else {
+            throw ServerResolutionError(
+                what: "the NBD server's address is left to DHCP, but no boot server is known (no DHCP siaddr or server id, no server field in ip=)",
+                hint: "write the server in nbdroot=, e.g. nbdroot=10.0.2.2:10809/\(spec.exportName)")
+        }
+        return spec.with(server: s.text)
+    }
+}

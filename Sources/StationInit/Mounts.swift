@@ -40,7 +40,7 @@ func mountKernelFilesystems() throws(InitFailure) {
         }
     }
     setUpConsole()
-    Log.openKmsg()
+    Log.readConsoleLevel()
 }
 
 /// If the kernel found no /dev/console in the initramfs, fds 0-2 are

@@ -52,7 +52,13 @@ func boot(arguments: [String]) throws(InitFailure) -> Never {
     let network = try configureNetwork(config.ip)
 
     // The server: from nbdroot=, or filled in from DHCP / the static ip=.
-    let server = try resolveServer(config.root.server, network: network, ip: config.ip)
+    let server: NBDServerSpec
+    do {
+        server = try config.root.resolveServer(rootServer: network?.rootServer ?? config.ip.server,
+                                               rootPath: network?.rootPath ?? "")
+    } catch {
+        throw InitFailure(error.what, hint: error.hint)
+    }
     try connectNBD(server, device: config.root.device)
 
     let device = config.root.device.path
@@ -63,28 +69,4 @@ func boot(arguments: [String]) throws(InitFailure) -> Never {
     }
     try switchRoot(initPath: config.initPath, arguments: arguments,
                    description: "\(device) (\(config.rootFSType), \(config.readOnly ? "ro" : "rw"))")
-}
-
-/// The NBD server to use, applying Debian's DHCP rules: an empty or `dhcp`
-/// host means the boot server (ROOTSERVER); an empty or `dhcp` nbdroot
-/// means the whole value comes from DHCP option 17 (root-path).
-func resolveServer(_ spec: NBDServerSpec?, network: NetworkSettings?, ip: IPConfig) throws(InitFailure) -> NBDServerSpec {
-    let bootServer = network?.rootServer ?? ip.server
-    guard let spec else {
-        guard let path = network?.rootPath, !path.isEmpty else {
-            throw InitFailure("nbdroot= is empty or dhcp, which means the DHCP root-path (option 17), but the DHCP server sent none",
-                              hint: "set option 17 on the DHCP server, or give the server on the command line: nbdroot=10.0.2.2:10809/root")
-        }
-        let parsed: NBDServerSpec
-        do { parsed = try NBDRoot.parseServer(path, parameter: "root-path").0 } catch {
-            throw InitFailure("the DHCP root-path cannot be used: \(error.description)")
-        }
-        return try resolveServer(parsed, network: network, ip: ip)
-    }
-    guard spec.hostFromDHCP else { return spec }
-    guard let s = bootServer, !s.isAny else {
-        throw InitFailure("nbdroot= leaves the server to DHCP, but no boot server is known (no DHCP siaddr/server id, no server field in ip=)",
-                          hint: "write the server in nbdroot=, e.g. nbdroot=10.0.2.2:10809/\(spec.exportName)")
-    }
-    return spec.with(server: s.text)
 }

@@ -106,7 +106,8 @@ init_boot() {
   local qpid=$!
   pids+=($qpid)
   wait "$qpid" || rc=$?
-  [ "$rc" = 124 ] && echo "QEMU timed out after 120 s"
+  boot_rc=$rc
+  if [ "$rc" = 124 ]; then echo "QEMU timed out after 120 s"; fi
   return 0
 }
 

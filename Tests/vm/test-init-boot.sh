@@ -25,4 +25,9 @@ expect_lines "$work/static.log" \
   "nbdboot-init: network (static): eth0 10.0.2.15/255.255.255.0 gw 10.0.2.2" \
   "nbdboot-init: switching to /sbin/init on /dev/nbd0 (ext4, ro)" \
   "ROOT-OK /dev/nbd0" "ROOT-RO" "PROTO='none'" || fail=1
+echo "== boot 3: nbdroot=:PORT/NAME takes the host from DHCP (siaddr)"
+init_boot "$work/initrd.gz" "$work/dhcphost.log" "nbdroot=:$port/root root=/dev/nbd0"
+expect_lines "$work/dhcphost.log" \
+  "nbdboot-init: connecting /dev/nbd0 to 10.0.2.2:$port/root" \
+  "ROOT-OK /dev/nbd0" || fail=1
 exit $fail
