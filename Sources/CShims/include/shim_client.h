@@ -1,4 +1,59 @@
 // Declarations for the static nbd-client (netlink, nbd ioctls). Owned by the client.
+//
+// The kernel's uapi headers reach musl through `-isystem inc/linux` (see
+// scripts/build-static.sh). <linux/fs.h> is NOT included (it clashes with
+// <sys/mount.h> in glibc 2.36): BLKROSET is spelled out below.
 #ifndef NBDBOOT_SHIM_CLIENT_H
 #define NBDBOOT_SHIM_CLIENT_H
+
+#include <linux/netlink.h>
+#include <linux/genetlink.h>
+#include <linux/nbd.h>
+#include <sys/mman.h>
+
+// Netlink sockets: socket(AF_NETLINK, SOCK_RAW, NETLINK_GENERIC), and
+// setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group) to join a multicast group.
+static const int shim_AF_NETLINK = AF_NETLINK;
+static const int shim_NETLINK_GENERIC = NETLINK_GENERIC;
+#ifndef SOL_NETLINK
+#define SOL_NETLINK 270
+#endif
+static const int shim_SOL_NETLINK = SOL_NETLINK;
+static const int shim_NETLINK_ADD_MEMBERSHIP = NETLINK_ADD_MEMBERSHIP;
+static const int shim_MSG_TRUNC = MSG_TRUNC;
+static const int shim_SOL_SOCKET = SOL_SOCKET;
+static const int shim_SO_RCVTIMEO = SO_RCVTIMEO;
+static const int shim_SO_RCVBUF = SO_RCVBUF;
+
+// bind(2) of a netlink socket with a zeroed sockaddr_nl (the kernel picks the port id).
+static inline int shim_netlink_bind(int fd) {
+    struct sockaddr_nl sa;
+    memset(&sa, 0, sizeof sa);
+    sa.nl_family = AF_NETLINK;
+    return bind(fd, (struct sockaddr *)&sa, sizeof sa);
+}
+
+// setsockopt(SO_RCVTIMEO) with whole seconds.
+static inline int shim_set_receive_timeout(int fd, int seconds) {
+    struct timeval tv = { .tv_sec = seconds, .tv_usec = 0 };
+    return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
+// linux/nbd.h ioctls (_IO(0xab, nr)): function-like macros Swift cannot import.
+static const unsigned long shim_NBD_SET_SOCK = NBD_SET_SOCK;
+static const unsigned long shim_NBD_SET_BLKSIZE = NBD_SET_BLKSIZE;
+static const unsigned long shim_NBD_SET_SIZE = NBD_SET_SIZE;
+static const unsigned long shim_NBD_DO_IT = NBD_DO_IT;
+static const unsigned long shim_NBD_CLEAR_SOCK = NBD_CLEAR_SOCK;
+static const unsigned long shim_NBD_SET_SIZE_BLOCKS = NBD_SET_SIZE_BLOCKS;
+static const unsigned long shim_NBD_DISCONNECT = NBD_DISCONNECT;
+static const unsigned long shim_NBD_SET_TIMEOUT = NBD_SET_TIMEOUT;
+static const unsigned long shim_NBD_SET_FLAGS = NBD_SET_FLAGS;
+// BLKROSET = _IO(0x12, 93) from <linux/fs.h>; its argument points to an int.
+static const unsigned long shim_BLKROSET = 0x125d;
+
+// mlockall(2) flags for -swap.
+static const int shim_MCL_CURRENT = MCL_CURRENT;
+static const int shim_MCL_FUTURE = MCL_FUTURE;
+
 #endif

@@ -1,0 +1,76 @@
+// Opening and negotiating the connections a device will run on.
+
+/// Where to dial, resolved once so that a reconnect needs no DNS lookup.
+struct Dialer {
+    var server: ServerAddress
+    var addresses: [SocketAddress]
+
+    init(_ server: ServerAddress) throws(ClientError) {
+        self.server = server
+        switch server {
+        case .unix: addresses = []
+        case .tcp(let host, let port):
+            do { addresses = try resolve(host: host, port: port) } catch {
+                throw ClientError("cannot resolve server '\(host)': \(error.description)")
+            }
+            if addresses.isEmpty { throw ClientError("server '\(host)' has no address") }
+        }
+    }
+
+    /// A connected stream socket (TCP with TCP_NODELAY, or AF_UNIX).
+    func dial() throws(ClientError) -> FileDescriptor {
+        switch server {
+        case .unix(let path):
+            do { return try connectUnix(path: path) } catch { throw ClientError("cannot reach the server: \(error.description)") }
+        case .tcp:
+            var last = ClientError("cannot connect to \(server.text)")
+            for a in addresses {
+                do { return try connect(to: a) } catch { last = ClientError("cannot reach the server: \(error.description)") }
+            }
+            throw last
+        }
+    }
+}
+
+/// One negotiated connection.
+struct Negotiated {
+    var fd: FileDescriptor
+    var export: NegotiatedExport
+}
+
+/// Dials and runs the handshake (GO, falling back to EXPORT_NAME; -g forces
+/// EXPORT_NAME). With -preinit there is no handshake: size from -B, no flags.
+func dialAndNegotiate(_ dialer: Dialer, _ options: ConnectOptions) throws(ClientError) -> Negotiated {
+    let fd = try dialer.dial()
+    if options.preinit {
+        return Negotiated(fd: fd, export: NegotiatedExport(size: options.sizeOverride ?? 0, flags: .hasFlags, via: .oldstyle))
+    }
+    var transport = SocketTransport(fd)
+    do {
+        let export = try negotiate(&transport, NegotiationOptions(exportName: options.exportName, forceExportName: options.noOptGo))
+        return Negotiated(fd: fd, export: export)
+    } catch {
+        fd.close()
+        throw ClientError("negotiation with \(dialer.server.text) for export '\(options.exportName)' failed: \(describe(error))")
+    }
+}
+
+/// NegotiationError with the errno spelt out.
+func describe(_ e: NegotiationError) -> String {
+    if case .io(let errno, let doing) = e { return "\(doing): \(Errno(errno).description)" }
+    return e.description
+}
+
+/// The block size the kernel gets: -b, else 512, raised to the server's
+/// minimum (NBD_INFO_BLOCK_SIZE) when that is larger.
+func chooseBlockSize(_ options: ConnectOptions, _ export: NegotiatedExport) throws(ClientError) -> UInt32 {
+    var bs = options.blockSize ?? 512
+    if let minimum = export.minimumBlock, minimum > bs {
+        guard minimum <= 4096, minimum & (minimum - 1) == 0 else {
+            throw ClientError("the server's minimum block size \(minimum) is not one the kernel accepts (a power of two up to 4096)")
+        }
+        if options.blockSize != nil { printError("block size \(bs) is below the server's minimum, using \(minimum)") }
+        bs = minimum
+    }
+    return bs
+}

@@ -1,0 +1,74 @@
+#!/bin/sh
+# PID 1 of the throw-away initramfs built by test-client-connect.sh: loads the
+# modules, brings eth0 up by DHCP, then drives /sbin/nbd-client (our static
+# client) through netlink, ioctl, read-only and -persist connections to the
+# host's server at 10.0.2.2:$nbdport (kernel command line), printing
+# "CLIENTTEST <marker>" lines on the console for the host to grep.
+export PATH=/bin:/sbin
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mark() { echo "CLIENTTEST $*"; }
+for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover \
+         virtio_net nbd crc16 mbcache jbd2 crc32c_generic ext4; do
+  insmod /lib/modules/$m.ko || mark "insmod-failed $m"
+done
+ip link set lo up
+ip link set eth0 up
+udhcpc -i eth0 -s /udhcpc.sh -n -q -t 5 || mark dhcp-failed
+host=10.0.2.2 port=${nbdport:-10809} name=station want="hello from nbdboot"
+mark "guest-ready $(ip -4 addr show eth0 | grep -o 'inet [0-9.]*')"
+
+# Never connected: -c says 1.
+nbd-client -c /dev/nbd0; [ $? = 1 ] && mark idle-check-1
+# A wrong export name: exit 1 with a message.
+nbd-client $host $port /dev/nbd0 -N nosuch 2>/tmp/err; rc=$?; cat /tmp/err
+[ $rc = 1 ] && grep -q nosuch /tmp/err && mark badname-exit-1
+
+# 1. Netlink (the default).
+out=$(nbd-client $host $port /dev/nbd0 -N $name 2>&1); rc=$?; echo "$out"
+[ $rc = 0 ] && [ "$out" = "Connected /dev/nbd0" ] && mark netlink-connect-ok
+pid=$(nbd-client -c /dev/nbd0); [ $? = 0 ] && [ -n "$pid" ] && mark "netlink-check-connected pid=$pid"
+[ "$(cat /sys/block/nbd0/backend)" = "$host:$port/$name" ] && mark netlink-backend-ok
+mount -t ext4 -o ro /dev/nbd0 /mnt && [ "$(cat /mnt/hello.txt)" = "$want" ] && mark netlink-content-ok
+umount /mnt
+nbd-client -d /dev/nbd0 && mark netlink-disconnect-ok
+nbd-client -c /dev/nbd0; [ $? = 1 ] && mark netlink-check-disconnected
+
+# 2. ioctl (-nonetlink): a child stays in NBD_DO_IT; plain -d still ends it.
+out=$(nbd-client $host $port /dev/nbd1 -N $name -nonetlink -b 1024 2>&1); rc=$?; echo "$out"
+[ $rc = 0 ] && [ "$out" = "Connected /dev/nbd1" ] && mark ioctl-connect-ok
+pid=$(nbd-client -c /dev/nbd1); [ $? = 0 ] && kill -0 "$pid" && mark "ioctl-check-connected pid=$pid"
+[ "$(cat /sys/block/nbd1/queue/logical_block_size)" = 1024 ] && mark ioctl-blocksize-ok
+mount -t ext4 -o ro /dev/nbd1 /mnt && [ "$(cat /mnt/hello.txt)" = "$want" ] && mark ioctl-content-ok
+umount /mnt
+nbd-client -d /dev/nbd1 && mark ioctl-disconnect-ok
+nbd-client -c /dev/nbd1; [ $? = 1 ] && mark ioctl-check-disconnected
+sleep 0.5; kill -0 "$pid" 2>/dev/null || mark ioctl-child-exited
+
+# 3. Read-only, long options with two dashes, port omitted is not possible
+#    here (10809 is not ours): --name= form.
+nbd-client $host $port /dev/nbd2 --name=$name --readonly >/dev/null && [ "$(cat /sys/block/nbd2/ro)" = 1 ] && mark readonly-ok
+nbd-client -d /dev/nbd2
+
+# 4. -persist -systemd-mark: a resident monitor, marked '@', that survives a
+#    server restart (the host restarts it when it sees restart-server). Called
+#    by its full path as the static init will: argv[0] becomes "@sbin/nbd-client".
+/sbin/nbd-client $host $port /dev/nbd0 -N $name -systemd-mark -persist >/tmp/out 2>&1; rc=$?; cat /tmp/out
+[ $rc = 0 ] && grep -q "Connected /dev/nbd0" /tmp/out && mark persist-connect-ok
+sleep 0.5
+ps | grep '[@]sbin/nbd-client' && mark persist-resident-marked
+mount -t ext4 -o ro /dev/nbd0 /mnt && [ "$(cat /mnt/hello.txt)" = "$want" ] && mark persist-content-ok
+mark restart-server
+sleep 2
+echo 3 >/proc/sys/vm/drop_caches
+[ "$(cat /mnt/hello.txt)" = "$want" ] && mark persist-read-after-restart-ok
+dmesg | grep -q "nbd-client: /dev/nbd0 reconnected" && mark persist-reconnected
+umount /mnt
+nbd-client -d /dev/nbd0 && mark persist-disconnect-ok
+for i in 1 2 3 4 5 6 7 8 9 10; do ps | grep -q '[@]sbin/nbd-client' || break; sleep 0.5; done
+ps | grep -q '[@]sbin/nbd-client' || mark persist-monitor-exited
+
+mark done
+poweroff -f

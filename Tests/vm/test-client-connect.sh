@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The static nbd-client inside a QEMU station: netlink connect, -c, mount and
+# read, -d; the same through ioctls (-nonetlink); read-only; and -persist
+# -systemd-mark across a server restart. The initramfs is built by hand here
+# (busybox-static, the modules, our client, Tests/vm/client-guest-init.sh as
+# /init); the guest prints "CLIENTTEST <marker>" lines on its serial console.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. ~/.cache/nbdboot/kernel.env
+client=.build/static/nbd-client
+make -s "$client" >/dev/null
+port=20920
+tmp=$(mktemp -d)
+kit_pid="" qemu_pid=""
+cleanup() {
+  [ -n "$qemu_pid" ] && kill "$qemu_pid" 2>/dev/null || true
+  [ -s "$tmp/kit.pid" ] && kill "$(cat "$tmp/kit.pid")" 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# The export: a small ext4 image holding one known file (no loop mount).
+mkdir "$tmp/root"
+echo "hello from nbdboot" >"$tmp/root/hello.txt"
+mke2fs -q -t ext4 -d "$tmp/root" -F "$tmp/disk.img" 8M
+
+# The initramfs.
+r=$tmp/initrd
+mkdir -p "$r"/{bin,sbin,proc,sys,dev,mnt,tmp,lib/modules}
+cp /bin/busybox "$r/bin/busybox"
+ln -s busybox "$r/bin/sh"
+cp "$client" "$r/sbin/nbd-client"
+for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover \
+         virtio_net nbd crc16 mbcache jbd2 crc32c_generic ext4; do
+  cp "$(modinfo -b "$NBDBOOT_MODROOT" -k "$NBDBOOT_KVER" -n $m)" "$r/lib/modules/$m.ko"
+done
+cp Tests/vm/client-guest-init.sh "$r/init"
+cat >"$r/udhcpc.sh" <<'DHCP'
+#!/bin/sh
+# udhcpc hook: apply the lease with busybox ifconfig/route.
+case "$1" in
+  bound|renew)
+    ifconfig "$interface" "$ip" netmask "${subnet:-255.255.255.0}" up
+    [ -n "$router" ] && route add default gw "${router%% *}" dev "$interface"
+    ;;
+esac
+exit 0
+DHCP
+chmod +x "$r/init" "$r/udhcpc.sh"
+(cd "$r" && find . | sort | cpio -o -H newc --quiet | gzip) >"$tmp/initrd.gz"
+
+start_server() {
+  rm -f "$tmp/kit.pid"
+  nbdkit -p $port -i 127.0.0.1 -P "$tmp/kit.pid" --filter=exportname file "$tmp/disk.img" \
+    exportname=station exportname-strict=true
+  for _ in $(seq 50); do [ -s "$tmp/kit.pid" ] && return 0; sleep 0.1; done
+  echo "nbdkit did not start"; return 1
+}
+start_server
+
+log=$tmp/console.log
+: >"$log"
+timeout 120 qemu-system-x86_64 -M q35 -m 512 -smp 1 -accel tcg -display none -serial file:"$log" -no-reboot \
+  -kernel "$NBDBOOT_VMLINUZ" -initrd "$tmp/initrd.gz" -append "console=ttyS0 panic=-1 loglevel=5 nbdport=$port" \
+  -netdev user,id=n0 -device virtio-net-pci,netdev=n0 </dev/null &
+qemu_pid=$!
+
+# While the guest runs: restart the server once when it asks.
+restarted=0
+for _ in $(seq 1300); do
+  kill -0 "$qemu_pid" 2>/dev/null || break
+  if [ $restarted = 0 ] && grep -q "CLIENTTEST restart-server" "$log"; then
+    # SIGKILL, a crash: on SIGTERM nbdkit keeps the connection open and answers
+    # ESHUTDOWN, which the kernel turns into I/O errors instead of a dead link.
+    kill -9 "$(cat "$tmp/kit.pid")"; sleep 3; start_server; restarted=1
+    echo "host: server restarted"
+  fi
+  sleep 0.1
+done
+wait "$qemu_pid" || true
+qemu_pid=""
+echo "---- guest console (test lines and nbd messages)"
+grep -aE "CLIENTTEST|nbd|Connected|disconnect" "$log" || true
+echo "----"
+
+missing=0
+for m in idle-check-1 badname-exit-1 \
+         netlink-connect-ok netlink-check-connected netlink-backend-ok netlink-content-ok netlink-disconnect-ok netlink-check-disconnected \
+         ioctl-connect-ok ioctl-check-connected ioctl-blocksize-ok ioctl-content-ok ioctl-disconnect-ok ioctl-check-disconnected ioctl-child-exited \
+         readonly-ok \
+         persist-connect-ok persist-resident-marked persist-content-ok persist-read-after-restart-ok persist-reconnected \
+         persist-disconnect-ok persist-monitor-exited done; do
+  if grep -aq "CLIENTTEST $m" "$log"; then echo "ok   $m"; else echo "MISS $m"; missing=$((missing + 1)); fi
+done
+[ $missing -eq 0 ] || { echo "FAIL: $missing markers missing (full console: keep by running with TMPDIR set)"; tail -40 "$log"; exit 1; }
+echo "PASS test-client-connect"

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# `nbd-client -l HOST [PORT]` of the static client against real servers, on the
+# host (listing needs no kernel module): nbdkit with two named exports and a
+# description, then nbd-server with two exports and allowlist = true. The
+# output must match Debian's nbd-client 3.24 line for line (minus its
+# "Negotiation:" progress line), and a refused connection must exit 1.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+client=.build/static/nbd-client
+[ -x "$client" ] || make -s .build/static/nbd-client >/dev/null
+port_kit=20910 port_srv=20911
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+# nbdkit: exports alpha and beta, both described.
+nbdkit -p $port_kit -i 127.0.0.1 -P "$tmp/kit.pid" --filter=exportname memory 1M \
+  exportname=alpha exportname=beta exportname-list=explicit exportdesc=fixed:"a test disk"
+for _ in $(seq 50); do [ -s "$tmp/kit.pid" ] && break; sleep 0.1; done
+pids+=("$(cat "$tmp/kit.pid")")
+got=$("$client" -l 127.0.0.1 $port_kit)
+want=$'alpha: a test disk\nbeta: a test disk'
+[ "$got" = "$want" ] || fail "nbdkit list: got [$got], want [$want]"
+ref=$(nbd-client -l 127.0.0.1 $port_kit 2>/dev/null | grep -v '^Negotiation:')
+[ "$got" = "$ref" ] || fail "nbdkit list differs from nbd-client 3.24: [$got] vs [$ref]"
+# Long option with two dashes, HOST only with the port as -l's neighbours.
+got2=$("$client" --list 127.0.0.1 $port_kit)
+[ "$got2" = "$want" ] || fail "--list: got [$got2]"
+echo "ok nbdkit: $(tr '\n' ';' <<<"$got")"
+
+# nbd-server: two exports (no descriptions), listing allowed.
+truncate -s 1M "$tmp/one.img" "$tmp/two.img"
+cat >"$tmp/config" <<CONF
+[generic]
+allowlist = true
+listenaddr = 127.0.0.1
+port = $port_srv
+[first]
+exportname = $tmp/one.img
+[second]
+exportname = $tmp/two.img
+CONF
+nbd-server -C "$tmp/config" -p "$tmp/srv.pid"
+for _ in $(seq 50); do [ -s "$tmp/srv.pid" ] && break; sleep 0.1; done
+pids+=("$(cat "$tmp/srv.pid")")
+sleep 0.3
+got=$("$client" -l 127.0.0.1 $port_srv | sort)
+[ "$got" = $'first\nsecond' ] || fail "nbd-server list: got [$got]"
+echo "ok nbd-server: $(tr '\n' ';' <<<"$got")"
+
+# Nobody listening: exit 1 and say where.
+set +e
+msg=$("$client" -l 127.0.0.1 20912 2>&1); rc=$?
+set -e
+[ $rc -eq 1 ] || fail "refused connection: exit $rc, want 1"
+grep -q "127.0.0.1:20912" <<<"$msg" || fail "refused connection: message does not name the server: $msg"
+echo "ok refused: $msg"
+echo "PASS test-client-list"
