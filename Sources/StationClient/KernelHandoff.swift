@@ -105,29 +105,35 @@ func ioctlConfigure(_ setup: DeviceSetup, fds: [Int32]) throws(ClientError) -> F
         if error.errno == .noEntry { throw ClientError("\(d.path) does not exist: is the nbd module loaded (modprobe nbd)?") }
         throw ClientError(error)
     }
-    do throws(ClientError) {
-        try nbdIoctl(dev, shim_NBD_SET_BLKSIZE, UInt(setup.blockSize), "NBD_SET_BLKSIZE", d)
-        try nbdIoctl(dev, shim_NBD_SET_SIZE_BLOCKS, UInt(setup.size / UInt64(setup.blockSize)), "NBD_SET_SIZE_BLOCKS", d)
-        try nbdIoctl(dev, shim_NBD_CLEAR_SOCK, 0, "NBD_CLEAR_SOCK", d)
-        try nbdIoctl(dev, shim_NBD_SET_FLAGS, UInt(setup.flags), "NBD_SET_FLAGS", d)
-        if setup.readOnly {
-            var one: Int32 = 1
-            let rc = shim_ioctl_ptr(dev.rawValue, shim_BLKROSET, &one)
-            if rc < 0 { throw ClientError(SysError("ioctl", Errno.current, "BLKROSET on \(d.path)")) }
-        }
-        if let t = setup.timeout { try nbdIoctl(dev, shim_NBD_SET_TIMEOUT, UInt(t), "NBD_SET_TIMEOUT", d) }
-        for fd in fds where shim_ioctl(dev.rawValue, shim_NBD_SET_SOCK, UInt(fd)) < 0 {
-            let e = Errno.current
-            if e == .busy {
-                throw ClientError("\(d.path) is busy: it is in use or configured by netlink (disconnect it first with nbd-client -d \(d.path))")
-            }
-            throw ClientError(SysError("ioctl", e, "NBD_SET_SOCK on \(d.path)"))
-        }
-    } catch {
+    do { try ioctlSetUp(dev, setup, fds: fds) } catch {
         dev.close()
         throw error
     }
     return dev
+}
+
+/// NBD_SET_BLKSIZE, NBD_SET_SIZE_BLOCKS, NBD_CLEAR_SOCK, NBD_SET_FLAGS,
+/// BLKROSET (-R), NBD_SET_TIMEOUT (-t), then NBD_SET_SOCK for each socket.
+func ioctlSetUp(_ dev: FileDescriptor, _ setup: DeviceSetup, fds: [Int32]) throws(ClientError) {
+    let d = setup.device
+    try nbdIoctl(dev, shim_NBD_SET_BLKSIZE, UInt(setup.blockSize), "NBD_SET_BLKSIZE", d)
+    try nbdIoctl(dev, shim_NBD_SET_SIZE_BLOCKS, UInt(setup.size / UInt64(setup.blockSize)), "NBD_SET_SIZE_BLOCKS", d)
+    try nbdIoctl(dev, shim_NBD_CLEAR_SOCK, 0, "NBD_CLEAR_SOCK", d)
+    try nbdIoctl(dev, shim_NBD_SET_FLAGS, UInt(setup.flags), "NBD_SET_FLAGS", d)
+    if setup.readOnly {
+        var one: Int32 = 1
+        if shim_ioctl_ptr(dev.rawValue, shim_BLKROSET, &one) < 0 {
+            throw ClientError(SysError("ioctl", Errno.current, "BLKROSET on \(d.path)"))
+        }
+    }
+    if let t = setup.timeout { try nbdIoctl(dev, shim_NBD_SET_TIMEOUT, UInt(t), "NBD_SET_TIMEOUT", d) }
+    for fd in fds where shim_ioctl(dev.rawValue, shim_NBD_SET_SOCK, UInt(fd)) < 0 {
+        let e = Errno.current
+        if e == .busy {
+            throw ClientError("\(d.path) is busy: it is in use or configured by netlink (disconnect it first with nbd-client -d \(d.path))")
+        }
+        throw ClientError(SysError("ioctl", e, "NBD_SET_SOCK on \(d.path)"))
+    }
 }
 
 /// NBD_DO_IT: runs the device until it is disconnected, then clears its

@@ -35,7 +35,16 @@ struct Monitor {
     var setup: DeviceSetup
 
     var device: NBDDevice { setup.device }
-    var running: Bool { devicePid(device) != nil }
+
+    /// Whether the device still has a live configuration, asked by netlink
+    /// (NBD_CMD_STATUS): after switch_root this process's /sys is gone, so
+    /// sysfs is only the fallback when netlink cannot answer.
+    var running: Bool {
+        mutating get {
+            if let connected = try? netlink.isConnected(device) { return connected }
+            return devicePid(device) != nil
+        }
+    }
 
     /// Waits for LINK_DEAD notifications until the device stops.
     mutating func run() {
@@ -100,25 +109,25 @@ func startMonitor(_ monitor: Monitor) -> Int32 {
     }
     if child > 0 { return 0 }
     detach()
-    if monitor.options.swap { lockInMemory() }
+    becomeIOHelper(swap: monitor.options.swap)
     var m = monitor
     m.run()
     _exit(0)
 }
 
-/// Runs NBD_DO_IT; with -persist, redials and restarts it after a failure.
+/// Runs NBD_DO_IT; with -persist, redials and restarts it after a failure,
+/// on the same open device (no path lookups: they may fail after switch_root).
 /// Returns the exit status for the process that served.
-func serveIoctl(_ first: FileDescriptor, _ setup: DeviceSetup, _ o: ConnectOptions, _ dialer: Dialer, _ export: NegotiatedExport) -> Int32 {
-    var dev = first
+func serveIoctl(_ dev: FileDescriptor, _ setup: DeviceSetup, _ o: ConnectOptions, _ dialer: Dialer, _ export: NegotiatedExport) -> Int32 {
+    defer { dev.close() }
     while true {
         let e = ioctlServe(dev)
-        dev.close()
         if e == 0 { return 0 }
         printError("NBD_DO_IT on \(setup.device.path) ended: \(Errno(e).description)")
         if !o.persist { return 1 }
         var delay: UInt32 = 1
-        var next: FileDescriptor? = nil
-        while next == nil {
+        var reconnected = false
+        while !reconnected {
             _ = sleep(delay)
             delay = min(delay * 2, 16)
             do throws(ClientError) {
@@ -128,12 +137,20 @@ func serveIoctl(_ first: FileDescriptor, _ setup: DeviceSetup, _ o: ConnectOptio
                     printError("export '\(o.exportName)' changed size (\(export.size) -> \(c.export.size)): giving up on \(setup.device.path)")
                     return 1
                 }
-                next = try ioctlConfigure(setup, fds: [c.fd.rawValue])
+                try ioctlSetUp(dev, setup, fds: [c.fd.rawValue])
                 printError("\(setup.device.path) reconnected to \(dialer.server.text)")
+                reconnected = true
             } catch {
                 printError("reconnecting \(setup.device.path): \(error.message); next in \(delay) s")
             }
         }
-        if let next { dev = next }
     }
+}
+
+/// A process that stays in the device's I/O path: PR_SET_IO_FLUSHER (its
+/// allocations never recurse into I/O on the device it serves; Linux >= 5.6,
+/// ignored when refused) and, with -swap, locked in memory.
+func becomeIOHelper(swap: Bool) {
+    _ = shim_prctl(57, 1)  // PR_SET_IO_FLUSHER
+    if swap { lockInMemory() }
 }

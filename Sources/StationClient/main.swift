@@ -139,7 +139,7 @@ func runIoctl(_ setup: DeviceSetup, fds: [Int32], options o: ConnectOptions, dia
     let dev = try ioctlConfigure(setup, fds: fds)
     if o.noFork {
         printOut("Connected \(o.device.path)\n")
-        if o.swap { lockInMemory() }
+        becomeIOHelper(swap: o.swap)
         return serveIoctl(dev, setup, o, dialer, export)
     }
     let child = fork()
@@ -149,7 +149,7 @@ func runIoctl(_ setup: DeviceSetup, fds: [Int32], options o: ConnectOptions, dia
     }
     if child == 0 {
         detach()
-        if o.swap { lockInMemory() }
+        becomeIOHelper(swap: o.swap)
         _exit(serveIoctl(dev, setup, o, dialer, export))
     }
     dev.close()

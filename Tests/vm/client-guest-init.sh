@@ -60,6 +60,11 @@ nbd-client -d /dev/nbd2
 sleep 0.5
 ps | grep '[@]sbin/nbd-client' && mark persist-resident-marked
 mount -t ext4 -o ro /dev/nbd0 /mnt && [ "$(cat /mnt/hello.txt)" = "$want" ] && mark persist-content-ok
+# After switch_root the monitor's /sys is gone: it must keep watching anyway
+# (it asks NBD_CMD_STATUS). Hide /sys for a few of its 2 s polls.
+mkdir -p /sys2 && mount --move /sys /sys2 && sleep 5
+ps | grep -q '[@]sbin/nbd-client' && mark persist-survives-without-sys
+mount --move /sys2 /sys
 mark restart-server
 sleep 2
 echo 3 >/proc/sys/vm/drop_caches
