@@ -60,17 +60,3 @@ func describe(_ e: NegotiationError) -> String {
     if case .io(let errno, let doing) = e { return "\(doing): \(Errno(errno).description)" }
     return e.description
 }
-
-/// The block size the kernel gets: -b, else 512, raised to the server's
-/// minimum (NBD_INFO_BLOCK_SIZE) when that is larger.
-func chooseBlockSize(_ options: ConnectOptions, _ export: NegotiatedExport) throws(ClientError) -> UInt32 {
-    var bs = options.blockSize ?? 512
-    if let minimum = export.minimumBlock, minimum > bs {
-        guard minimum <= 4096, minimum & (minimum - 1) == 0 else {
-            throw ClientError("the server's minimum block size \(minimum) is not one the kernel accepts (a power of two up to 4096)")
-        }
-        if options.blockSize != nil { printError("block size \(bs) is below the server's minimum, using \(minimum)") }
-        bs = minimum
-    }
-    return bs
-}

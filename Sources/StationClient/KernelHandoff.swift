@@ -4,19 +4,6 @@
 //    the kernel holds the sockets, no process has to stay;
 //  - the ioctls of linux/nbd.h on /dev/nbdN: a process must sit in NBD_DO_IT.
 
-/// What the kernel is told about the export.
-struct DeviceSetup {
-    var device: NBDDevice
-    var size: UInt64
-    var blockSize: UInt32
-    /// Transmission flags from the handshake, with READ_ONLY added for -R.
-    var flags: UInt16
-    var timeout: UInt64?
-    var deadTimeout: UInt64?
-    var identifier: String?
-    var readOnly: Bool
-}
-
 /// The "nbd" generic netlink family, reached through its own socket.
 struct NBDNetlink {
     var socket: NetlinkSocket
@@ -38,11 +25,7 @@ struct NBDNetlink {
 
     /// NBD_CMD_CONNECT. The kernel takes its own references on the sockets.
     mutating func connect(_ setup: DeviceSetup, fds: [Int32]) throws(ClientError) {
-        var request = NBDConnectRequest(index: setup.device.index, size: setup.size, blockSize: UInt64(setup.blockSize),
-                                        serverFlags: UInt64(setup.flags), fds: fds)
-        request.timeout = setup.timeout
-        request.deadConnTimeout = setup.deadTimeout
-        request.backendIdentifier = setup.identifier
+        let request = setup.connectRequest(fds: fds)
         let id = family.id
         let outcome = try socket.transact({ request.message(family: id, seq: $0) }, doing: "NBD_CMD_CONNECT for \(setup.device.path)")
         if case .failure(let e, _) = outcome {

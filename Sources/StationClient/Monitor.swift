@@ -79,7 +79,7 @@ struct Monitor {
             do throws(ClientError) {
                 let c = try dialAndNegotiate(dialer, options)
                 defer { c.fd.close() }
-                if c.export.size != export.size || c.export.flags.rawValue != export.flags.rawValue {
+                if !DeviceSetup.sameExport(c.export, export) {
                     printError("export '\(options.exportName)' changed (size \(export.size) -> \(c.export.size), flags 0x\(hex(UInt64(export.flags.rawValue))) -> 0x\(hex(UInt64(c.export.flags.rawValue)))): not reconnecting \(device.path)")
                     return false
                 }

@@ -47,9 +47,14 @@ nbd-client -d /dev/nbd1 && mark ioctl-disconnect-ok
 nbd-client -c /dev/nbd1; [ $? = 1 ] && mark ioctl-check-disconnected
 sleep 0.5; kill -0 "$pid" 2>/dev/null || mark ioctl-child-exited
 
-# 3. Read-only, long options with two dashes, port omitted is not possible
-#    here (10809 is not ours): --name= form.
-nbd-client $host $port /dev/nbd2 --name=$name --readonly >/dev/null && [ "$(cat /sys/block/nbd2/ro)" = 1 ] && mark readonly-ok
+# 3. Read-only with the --name= form, EXPORT_NAME instead of GO (-g), and two
+#    connections (-C 2: nbdkit's file plugin allows multi-conn): two queues.
+nbd-client $host $port /dev/nbd2 --name=$name --readonly -no-optgo -C 2 >/dev/null && [ "$(cat /sys/block/nbd2/ro)" = 1 ] && mark readonly-ok
+# Established TCP connections to the server (rem_address :PORT in hex, state 01).
+conns=$(grep -c ":$(printf '%04X' $port) 01 " /proc/net/tcp)
+[ "$conns" = 2 ] && mark multiconn-ok || echo "connections to the server: $conns"
+mount -t ext4 -o ro /dev/nbd2 /mnt && [ "$(cat /mnt/hello.txt)" = "$want" ] && mark exportname-route-content-ok
+umount /mnt
 nbd-client -d /dev/nbd2
 
 # 4. -persist -systemd-mark: a resident monitor, marked '@', that survives a

@@ -87,7 +87,7 @@ missing=0
 for m in idle-check-1 badname-exit-1 \
          netlink-connect-ok netlink-check-connected netlink-backend-ok netlink-content-ok netlink-disconnect-ok netlink-check-disconnected \
          ioctl-connect-ok ioctl-check-connected ioctl-blocksize-ok ioctl-content-ok ioctl-disconnect-ok ioctl-check-disconnected ioctl-child-exited \
-         readonly-ok \
+         readonly-ok multiconn-ok exportname-route-content-ok \
          persist-connect-ok persist-resident-marked persist-content-ok persist-survives-without-sys persist-read-after-restart-ok persist-reconnected \
          persist-disconnect-ok persist-monitor-exited done; do
   if grep -aq "CLIENTTEST $m" "$log"; then echo "ok   $m"; else echo "MISS $m"; missing=$((missing + 1)); fi
