@@ -42,6 +42,7 @@ func main(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar
 func runList(_ server: ServerAddress) throws(ClientError) -> Int32 {
     let fd = try Dialer(server).dial()
     defer { fd.close() }
+    _ = shim_set_receive_timeout(fd.rawValue, handshakeTimeoutSeconds)
     var transport = SocketTransport(fd)
     let entries: [ServerEntry]
     do { entries = try listExports(&transport) } catch {

@@ -30,6 +30,14 @@ got2=$("$client" --list 127.0.0.1 $port_kit)
 [ "$got2" = "$want" ] || fail "--list: got [$got2]"
 echo "ok nbdkit: $(tr '\n' ';' <<<"$got")"
 
+# The same over a Unix socket (-u).
+nbdkit -U "$tmp/kit.sock" -P "$tmp/kitu.pid" --filter=exportname memory 1M exportname=gamma exportname-list=explicit
+for _ in $(seq 50); do [ -s "$tmp/kitu.pid" ] && break; sleep 0.1; done
+pids+=("$(cat "$tmp/kitu.pid")")
+got=$("$client" -l -u "$tmp/kit.sock")
+[ "$got" = "gamma" ] || fail "unix list: got [$got]"
+echo "ok unix socket: $got"
+
 # nbd-server: two exports (no descriptions), listing allowed.
 truncate -s 1M "$tmp/one.img" "$tmp/two.img"
 cat >"$tmp/config" <<CONF
