@@ -7,9 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . ~/.cache/nbdboot/kernel.env
+. Tests/vm/client-lib.sh
 client=.build/static/nbd-client
 make -s "$client" >/dev/null
-port=20920
+port=$(free_port 20920 20939)
 tmp=$(mktemp -d)
 kit_pid="" qemu_pid=""
 cleanup() {
@@ -53,8 +54,7 @@ start_server() {
   rm -f "$tmp/kit.pid"
   nbdkit -p $port -i 127.0.0.1 -P "$tmp/kit.pid" --filter=exportname file "$tmp/disk.img" \
     exportname=station exportname-strict=true
-  for _ in $(seq 50); do [ -s "$tmp/kit.pid" ] && return 0; sleep 0.1; done
-  echo "nbdkit did not start"; return 1
+  wait_pidfile "$tmp/kit.pid"
 }
 start_server
 
