@@ -30,7 +30,12 @@ public struct DeviceSetup: Equatable {
     /// - flags: the negotiated ones, plus NBD_FLAG_READ_ONLY with -R;
     /// - several connections need NBD_FLAG_CAN_MULTI_CONN;
     /// - dead-connection timeout: -T, else 600 s with -persist (so a server
-    ///   restart stalls I/O instead of failing it), else none.
+    ///   restart stalls I/O instead of failing it), else none;
+    /// - request timeout: -t, else 30 s with -persist: a server that vanished
+    ///   without closing the connection (network cut, host frozen) is only
+    ///   noticed when a request times out; with timeout 0 and one socket the
+    ///   kernel just logs "Possible stuck request" forever and never reports
+    ///   the link dead, so -persist could not reconnect.
     /// Returns the setup and notes worth telling the user.
     public static func derive(_ o: ConnectOptions, exports: [NegotiatedExport]) throws(SetupError) -> (DeviceSetup, [String]) {
         guard let export = exports.first else { throw SetupError("no connection was negotiated") }
@@ -55,7 +60,7 @@ public struct DeviceSetup: Equatable {
         }
         var flags = export.flags
         if o.readOnly { flags.insert(.readOnly) }
-        let setup = DeviceSetup(device: o.device, size: size, blockSize: bs, flags: flags.rawValue, timeout: o.timeout,
+        let setup = DeviceSetup(device: o.device, size: size, blockSize: bs, flags: flags.rawValue, timeout: o.timeout ?? (o.persist ? 30 : nil),
                                 deadTimeout: o.deadTimeout ?? (o.persist ? 600 : nil),
                                 identifier: o.backendIdentifier, readOnly: o.readOnly)
         return (setup, notes)

@@ -35,6 +35,9 @@ final class DeviceSetupTests: XCTestCase {
         XCTAssertEqual(s.deadTimeout, 600, "-persist defaults DEAD_CONN_TIMEOUT to 600 s")
         let (t, _) = try DeviceSetup.derive(options { $0.persist = true; $0.deadTimeout = 5 }, exports: [export])
         XCTAssertEqual(t.deadTimeout, 5, "-T wins over the -persist default")
+        XCTAssertEqual(t.timeout, 30, "-persist defaults the request timeout to 30 s")
+        let (u, _) = try DeviceSetup.derive(options { $0.persist = true; $0.timeout = 0 }, exports: [export])
+        XCTAssertEqual(u.timeout, 0, "-t 0 wins over the -persist default")
     }
 
     func testServerMinimumBlockSize() throws {

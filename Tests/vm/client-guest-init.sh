@@ -80,5 +80,18 @@ nbd-client -d /dev/nbd0 && mark persist-disconnect-ok
 for i in 1 2 3 4 5 6 7 8 9 10; do ps | grep -q '[@]sbin/nbd-client' || break; sleep 0.5; done
 ps | grep -q '[@]sbin/nbd-client' || mark persist-monitor-exited
 
+# 5. A server that stops answering without closing (the host SIGSTOPs it for
+#    6 s when it sees freeze-server): the request timeout (-t 3) declares the
+#    link dead, and the monitor reconnects once the server answers again.
+/sbin/nbd-client $host $port /dev/nbd1 -N $name -persist -t 3 >/dev/null 2>&1 && mark freeze-connect-ok
+mount -t ext4 -o ro /dev/nbd1 /mnt
+mark freeze-server
+sleep 1
+echo 3 >/proc/sys/vm/drop_caches
+[ "$(cat /mnt/hello.txt)" = "$want" ] && mark freeze-read-ok
+dmesg | grep -q "nbd-client: /dev/nbd1 reconnected" && mark freeze-reconnected
+umount /mnt
+nbd-client -d /dev/nbd1
+
 mark done
 poweroff -f

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The static nbd-client inside a QEMU station: netlink connect, -c, mount and
 # read, -d; the same through ioctls (-nonetlink); read-only; and -persist
-# -systemd-mark across a server restart. The initramfs is built by hand here
+# -systemd-mark across a server crash and a server freeze. The initramfs is built by hand here
 # (busybox-static, the modules, our client, Tests/vm/client-guest-init.sh as
 # /init); the guest prints "CLIENTTEST <marker>" lines on its serial console.
 set -euo pipefail
@@ -66,7 +66,7 @@ timeout 120 qemu-system-x86_64 -M q35 -m 512 -smp 1 -accel tcg -display none -se
 qemu_pid=$!
 
 # While the guest runs: restart the server once when it asks.
-restarted=0
+restarted=0 frozen=0
 for _ in $(seq 1300); do
   kill -0 "$qemu_pid" 2>/dev/null || break
   if [ $restarted = 0 ] && grep -q "CLIENTTEST restart-server" "$log"; then
@@ -74,6 +74,10 @@ for _ in $(seq 1300); do
     # ESHUTDOWN, which the kernel turns into I/O errors instead of a dead link.
     kill -9 "$(cat "$tmp/kit.pid")"; sleep 3; start_server; restarted=1
     echo "host: server restarted"
+  fi
+  if [ $frozen = 0 ] && grep -q "CLIENTTEST freeze-server" "$log"; then
+    kill -STOP "$(cat "$tmp/kit.pid")"; sleep 6; kill -CONT "$(cat "$tmp/kit.pid")"; frozen=1
+    echo "host: server frozen for 6 s"
   fi
   sleep 0.1
 done
@@ -89,7 +93,7 @@ for m in idle-check-1 badname-exit-1 \
          ioctl-connect-ok ioctl-check-connected ioctl-blocksize-ok ioctl-content-ok ioctl-disconnect-ok ioctl-check-disconnected ioctl-child-exited \
          readonly-ok multiconn-ok exportname-route-content-ok \
          persist-connect-ok persist-resident-marked persist-content-ok persist-survives-without-sys persist-read-after-restart-ok persist-reconnected \
-         persist-disconnect-ok persist-monitor-exited done; do
+         persist-disconnect-ok persist-monitor-exited freeze-connect-ok freeze-read-ok freeze-reconnected done; do
   if grep -aq "CLIENTTEST $m" "$log"; then echo "ok   $m"; else echo "MISS $m"; missing=$((missing + 1)); fi
 done
 [ $missing -eq 0 ] || { echo "FAIL: $missing markers missing (full console: keep by running with TMPDIR set)"; tail -40 "$log"; exit 1; }
