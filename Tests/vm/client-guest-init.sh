@@ -47,6 +47,16 @@ nbd-client -d /dev/nbd1 && mark ioctl-disconnect-ok
 nbd-client -c /dev/nbd1; [ $? = 1 ] && mark ioctl-check-disconnected
 sleep 0.5; kill -0 "$pid" 2>/dev/null || mark ioctl-child-exited
 
+# 2b. -nofork -swap: the caller itself sits in NBD_DO_IT, locked in memory,
+#     away from the OOM killer; -d makes it return 0.
+nbd-client $host $port /dev/nbd3 -N $name -nonetlink -nofork -swap >/dev/null 2>&1 &
+fg_pid=$!
+for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /sys/block/nbd3/pid ] && break; sleep 0.3; done
+[ "$(cat /sys/block/nbd3/pid)" = "$fg_pid" ] && mark nofork-serves-itself
+grep -q "VmLck:.*[1-9]" /proc/$fg_pid/status && [ "$(cat /proc/$fg_pid/oom_score_adj)" = -1000 ] && mark swap-locked
+nbd-client -d /dev/nbd3 >/dev/null
+wait $fg_pid && mark nofork-exit-0
+
 # 3. Read-only with the --name= form, EXPORT_NAME instead of GO (-g), and two
 #    connections (-C 2: nbdkit's file plugin allows multi-conn): two queues.
 nbd-client $host $port /dev/nbd2 --name=$name --readonly -no-optgo -C 2 >/dev/null && [ "$(cat /sys/block/nbd2/ro)" = 1 ] && mark readonly-ok

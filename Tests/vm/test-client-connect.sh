@@ -91,6 +91,7 @@ missing=0
 for m in idle-check-1 badname-exit-1 \
          netlink-connect-ok netlink-check-connected netlink-backend-ok netlink-content-ok netlink-disconnect-ok netlink-check-disconnected \
          ioctl-connect-ok ioctl-check-connected ioctl-blocksize-ok ioctl-content-ok ioctl-disconnect-ok ioctl-check-disconnected ioctl-child-exited \
+         nofork-serves-itself swap-locked nofork-exit-0 \
          readonly-ok multiconn-ok exportname-route-content-ok \
          persist-connect-ok persist-resident-marked persist-content-ok persist-survives-without-sys persist-read-after-restart-ok persist-reconnected \
          persist-disconnect-ok persist-monitor-exited freeze-connect-ok freeze-read-ok freeze-reconnected done; do
