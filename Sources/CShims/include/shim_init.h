@@ -1,4 +1,148 @@
 // Declarations for the static init (mount, modules, network, reboot). Owned by the init.
+//
+// Thin wrappers, one system call each, for what Swift cannot do directly:
+// struct ifreq/rtentry/sockaddr_ll are unions of unions, syscall(2) is
+// variadic, and several constants are enums in glibc but macros in musl.
 #ifndef NBDBOOT_SHIM_INIT_H
 #define NBDBOOT_SHIM_INIT_H
+
+#include <dirent.h>
+#include <time.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <sys/vfs.h>
+#include <net/if.h>
+#include <net/route.h>
+#include <net/ethernet.h>
+#include <netpacket/packet.h>
+
+static const unsigned long shim_MS_MOVE = MS_MOVE;
+static const unsigned long shim_MS_RDONLY = MS_RDONLY;
+static const unsigned long shim_MS_NOSUID = MS_NOSUID;
+static const unsigned long shim_MS_NODEV = MS_NODEV;
+static const unsigned long shim_MS_NOEXEC = MS_NOEXEC;
+static const int shim_RB_AUTOBOOT = RB_AUTOBOOT;
+static const int shim_AF_PACKET = AF_PACKET;
+
+/// finit_module(2): load the module in `fd` with `params` ("" for none).
+static inline int shim_finit_module(int fd, const char *params) {
+    return (int)syscall(SYS_finit_module, fd, params, 0);
+}
+
+/// Mode bits of a stat result.
+static inline int shim_is_dir(mode_t m) { return S_ISDIR(m); }
+
+/// statfs(2) f_type of `path` (RAMFS_MAGIC 0x858458f6, TMPFS_MAGIC 0x01021994), or -1.
+static inline long shim_statfs_type(const char *path) {
+    struct statfs s;
+    if (statfs(path, &s) != 0) return -1;
+    return (long)s.f_type;
+}
+
+/// SIOCGIFFLAGS then SIOCSIFFLAGS with IFF_UP added (netdevice(7)).
+static inline int shim_if_up(int sock, const char *name) {
+    struct ifreq r;
+    memset(&r, 0, sizeof r);
+    strncpy(r.ifr_name, name, IFNAMSIZ - 1);
+    if (ioctl(sock, SIOCGIFFLAGS, &r) != 0) return -1;
+    r.ifr_flags |= IFF_UP;
+    return ioctl(sock, SIOCSIFFLAGS, &r);
+}
+
+/// SIOCGIFHWADDR: the interface's 6-byte Ethernet address into `out`.
+static inline int shim_if_hwaddr(int sock, const char *name, unsigned char *out) {
+    struct ifreq r;
+    memset(&r, 0, sizeof r);
+    strncpy(r.ifr_name, name, IFNAMSIZ - 1);
+    if (ioctl(sock, SIOCGIFHWADDR, &r) != 0) return -1;
+    memcpy(out, r.ifr_hwaddr.sa_data, 6);
+    return 0;
+}
+
+/// SIOCSIFADDR (request 0) or SIOCSIFNETMASK (request 1) with an IPv4
+/// address given in host order.
+static inline int shim_if_set_ipv4(int sock, const char *name, int which, uint32_t addr) {
+    struct ifreq r;
+    memset(&r, 0, sizeof r);
+    strncpy(r.ifr_name, name, IFNAMSIZ - 1);
+    struct sockaddr_in *sin = (struct sockaddr_in *)&r.ifr_addr;
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(addr);
+    return ioctl(sock, which == 0 ? SIOCSIFADDR : SIOCSIFNETMASK, &r);
+}
+
+/// SIOCADDRT: the default route (0.0.0.0/0) via `gateway` (host order) on `dev`.
+static inline int shim_add_default_route(int sock, uint32_t gateway, const char *dev) {
+    struct rtentry rt;
+    memset(&rt, 0, sizeof rt);
+    struct sockaddr_in *dst = (struct sockaddr_in *)&rt.rt_dst;
+    struct sockaddr_in *gw = (struct sockaddr_in *)&rt.rt_gateway;
+    struct sockaddr_in *mask = (struct sockaddr_in *)&rt.rt_genmask;
+    dst->sin_family = AF_INET;
+    mask->sin_family = AF_INET;
+    gw->sin_family = AF_INET;
+    gw->sin_addr.s_addr = htonl(gateway);
+    rt.rt_flags = RTF_UP | RTF_GATEWAY;
+    rt.rt_dev = (char *)dev;
+    return ioctl(sock, SIOCADDRT, &rt);
+}
+
+/// An AF_PACKET SOCK_DGRAM socket for IPv4 (ETH_P_IP) bound to `ifindex`:
+/// it sends and receives IP packets, the kernel adds the Ethernet header
+/// (packet(7)).
+static inline int shim_packet_socket(int ifindex) {
+    int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_IP));
+    if (fd < 0) return -1;
+    struct sockaddr_ll a;
+    memset(&a, 0, sizeof a);
+    a.sll_family = AF_PACKET;
+    a.sll_protocol = htons(ETH_P_IP);
+    a.sll_ifindex = ifindex;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0) { int e = errno; close(fd); errno = e; return -1; }
+    return fd;
+}
+
+/// Sends an IP packet to the Ethernet broadcast address ff:ff:ff:ff:ff:ff.
+static inline long shim_packet_send_broadcast(int fd, int ifindex, const void *buf, size_t len) {
+    struct sockaddr_ll a;
+    memset(&a, 0, sizeof a);
+    a.sll_family = AF_PACKET;
+    a.sll_protocol = htons(ETH_P_IP);
+    a.sll_ifindex = ifindex;
+    a.sll_halen = 6;
+    memset(a.sll_addr, 0xff, 6);
+    return (long)sendto(fd, buf, len, 0, (struct sockaddr *)&a, sizeof a);
+}
+
+/// clock_gettime(CLOCK_MONOTONIC) in milliseconds (about the time since the kernel started).
+static inline long long shim_monotonic_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/// Sleeps `ms` milliseconds (nanosleep, restarted after signals).
+static inline void shim_sleep_ms(long ms) {
+    struct timespec t = { ms / 1000, (ms % 1000) * 1000000 };
+    while (nanosleep(&t, &t) != 0 && errno == EINTR) {}
+}
+
+/// The kernel release (uname -r) into `out`.
+static inline int shim_uname_release(char *out, size_t len) {
+    struct utsname u;
+    if (uname(&u) != 0) return -1;
+    strncpy(out, u.release, len - 1);
+    out[len - 1] = 0;
+    return 0;
+}
+
+/// The name of a directory entry (d_name is an array Swift sees as a tuple).
+static inline const char *shim_dirent_name(struct dirent *d) { return d->d_name; }
+
+/// The process environment (environ).
+extern char **environ;
+static inline char **shim_environ(void) { return environ; }
+
 #endif

@@ -1,0 +1,244 @@
+// Where the root filesystem lives: `nbdroot=`, `root=` and `nbddev=`.
+//
+// The forms are Debian's (nbd-client's initramfs script
+// scripts/local-top/nbd, see shared/research/initramfs-anchors.md 1.2), with
+// one fix: the 2-field comma form `HOST,NAME` means server and export name
+// (Debian reads the second field as a port and then fails).
+//
+//   nbdroot=HOST/NAME              10.0.2.2/root
+//   nbdroot=HOST:PORT/NAME         10.0.2.2:10810/root
+//   nbdroot=HOST:/PATH             10.0.2.2:/opt/ltsp/i386 (the name keeps its /)
+//   nbdroot=[V6]:PORT/NAME         [2001:db8::1]:10810/root, [fe80::1]:/img
+//   nbdroot=HOST,NAME[,nbdN]       10.0.2.2,root,nbd1
+//   nbdroot=/NAME, nbdroot=dhcp,NAME   host from DHCP (the server's address)
+//   nbdroot=dhcp, nbdroot=         the whole value from DHCP option 17 (root-path)
+//   root=/dev/nbdN[pM]             device and partition to mount (default /dev/nbd0)
+//   nbddev=/dev/nbdN               device when root= does not name one
+
+/// The default NBD port (IANA "nbd", 10809).
+public let defaultNBDPort: UInt16 = 10809
+
+/// The server and export to connect to.
+public struct NBDServerSpec: Equatable, Sendable {
+    /// Address or name; IPv6 literals without brackets. Empty when
+    /// `hostFromDHCP`.
+    public var host: String
+    public var port: UInt16
+    public var exportName: String
+    /// The host was empty or `dhcp`: use the DHCP server (ROOTSERVER).
+    public var hostFromDHCP: Bool
+
+    public init(host: String, port: UInt16 = defaultNBDPort, exportName: String, hostFromDHCP: Bool = false) {
+        self.host = host
+        self.port = port
+        self.exportName = exportName
+        self.hostFromDHCP = hostFromDHCP
+    }
+
+    /// `host:port/name` for messages, IPv6 in brackets.
+    public var text: String {
+        let h = host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]" : host
+        return "\(h):\(port)/\(exportName)"
+    }
+
+    /// The same spec with the host filled in from DHCP when it was left to it.
+    public func with(server: String) -> NBDServerSpec {
+        guard hostFromDHCP else { return self }
+        var s = self
+        s.host = server
+        s.hostFromDHCP = false
+        return s
+    }
+}
+
+/// An NBD device node: /dev/nbdN, or partition M of it (/dev/nbdNpM).
+public struct NBDDevice: Equatable, Sendable {
+    public var index: Int
+    public var partition: Int?
+
+    public init(index: Int, partition: Int? = nil) {
+        self.index = index
+        self.partition = partition
+    }
+
+    /// Accepts `/dev/nbd0`, `nbd0`, `/dev/nbd0p1`, `nbd0p1`.
+    public init?(_ text: String) {
+        var b = Array(text.utf8)
+        let dev = Array("/dev/".utf8)
+        if b.starts(with: dev) { b.removeFirst(dev.count) }
+        let nbd = Array("nbd".utf8)
+        guard b.starts(with: nbd) else { return nil }
+        b.removeFirst(nbd.count)
+        let rest = String(decoding: b, as: UTF8.self)
+        let parts = splitFields(rest, "p")
+        guard parts.count <= 2, let i = parseDecimal(parts[0], max: 65535) else { return nil }
+        index = i
+        if parts.count == 2 {
+            guard let p = parseDecimal(parts[1], max: 255), p > 0 else { return nil }
+            partition = p
+        } else {
+            partition = nil
+        }
+    }
+
+    /// `nbd0`: the name under /sys/block.
+    public var blockName: String { "nbd\(index)" }
+    /// `/dev/nbd0`: the device nbd-client connects.
+    public var wholeDevice: String { "/dev/nbd\(index)" }
+    /// `/dev/nbd0` or `/dev/nbd0p1`: the device to mount.
+    public var path: String { partition.map { "/dev/nbd\(index)p\($0)" } ?? wholeDevice }
+    /// The same device without the partition.
+    public var whole: NBDDevice { NBDDevice(index: index) }
+}
+
+/// Everything the command line says about the root device.
+public struct NBDRoot: Equatable, Sendable {
+    /// nil when the whole value comes from DHCP's root-path (option 17).
+    public var server: NBDServerSpec?
+    /// The device to mount (its `whole` is the one to connect).
+    public var device: NBDDevice
+
+    public init(server: NBDServerSpec?, device: NBDDevice) {
+        self.server = server
+        self.device = device
+    }
+
+    /// Reads `nbdroot=`, `root=` and `nbddev=` (nil when absent).
+    /// The device is taken from root=/dev/nbd*, else nbddev=, else the third
+    /// comma field, else /dev/nbd0, as Debian does.
+    public static func parse(nbdroot: String?, root: String?, nbddev: String?) throws(BootConfigError) -> NBDRoot {
+        guard let value = nbdroot else {
+            throw BootConfigError(parameter: "nbdroot", value: nil,
+                                  problem: "the kernel command line does not say which NBD server holds the root filesystem",
+                                  example: "nbdroot=10.0.2.2:10809/root")
+        }
+        var device = NBDDevice(index: 0)
+        var server: NBDServerSpec? = nil
+        if value.isEmpty || value == "dhcp" {
+            server = nil
+        } else {
+            let (spec, field) = try parseServer(value, parameter: "nbdroot")
+            server = spec
+            if let field { device = field }
+        }
+        if let nbddev {
+            guard let d = NBDDevice(nbddev) else {
+                throw BootConfigError(parameter: "nbddev", value: nbddev,
+                                      problem: "not an NBD device name", example: "nbddev=/dev/nbd0")
+            }
+            device = d
+        }
+        if let root, root.hasPrefix("/dev/nbd") {
+            guard let d = NBDDevice(root) else {
+                throw BootConfigError(parameter: "root", value: root,
+                                      problem: "not an NBD device or partition name",
+                                      example: "root=/dev/nbd0 or root=/dev/nbd0p1")
+            }
+            device = d
+        }
+        return NBDRoot(server: server, device: device)
+    }
+
+    /// Parses a server value (`nbdroot=` or a DHCP root-path); returns the
+    /// device of the comma form's third field when there is one.
+    public static func parseServer(_ value: String, parameter: String) throws(BootConfigError) -> (NBDServerSpec, NBDDevice?) {
+        func fail(_ problem: String) -> BootConfigError {
+            BootConfigError(parameter: parameter, value: value, problem: problem,
+                            example: "\(parameter)=10.0.2.2:10809/root or \(parameter)=10.0.2.2,root")
+        }
+        if value.utf8.contains(UInt8(ascii: ",")) && !value.hasPrefix("[") {
+            let f = splitFields(value, ",")
+            guard f.count == 2 || f.count == 3 else {
+                throw fail("the comma form has \(f.count) fields; it takes HOST,NAME or HOST,NAME,nbdN")
+            }
+            guard !f[1].isEmpty else { throw fail("the export name (second field) is empty") }
+            var device: NBDDevice? = nil
+            if f.count == 3 {
+                guard let d = NBDDevice(f[2]), d.partition == nil else {
+                    throw fail("the third field \"\(f[2])\" is not an NBD device such as nbd0")
+                }
+                device = d
+            }
+            let fromDHCP = f[0].isEmpty || f[0] == "dhcp"
+            return (NBDServerSpec(host: fromDHCP ? "" : f[0], exportName: f[1], hostFromDHCP: fromDHCP), device)
+        }
+        // [HOST][:PORT]/NAME, HOST:/PATH, [V6]:PORT/NAME
+        let b = Array(value.utf8)
+        var host: [UInt8]
+        var rest: ArraySlice<UInt8>
+        if b.first == UInt8(ascii: "[") {
+            guard let close = b.firstIndex(of: UInt8(ascii: "]")) else {
+                throw fail("the IPv6 address has no closing ]")
+            }
+            host = Array(b[1..<close])
+            guard !host.isEmpty else { throw fail("the IPv6 address between [ ] is empty") }
+            rest = b[(close + 1)...]
+        } else {
+            let end = b.firstIndex { $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: "/") } ?? b.endIndex
+            host = Array(b[..<end])
+            rest = b[end...]
+        }
+        var port = defaultNBDPort
+        var name: ArraySlice<UInt8>
+        if rest.first == UInt8(ascii: ":") {
+            rest = rest.dropFirst()
+            if rest.first == UInt8(ascii: "/") {
+                name = rest  // HOST:/path keeps the leading slash (LTSP's convention)
+            } else {
+                let slash = rest.firstIndex(of: UInt8(ascii: "/")) ?? rest.endIndex
+                let portText = String(decoding: rest[..<slash], as: UTF8.self)
+                guard let p = parseDecimal(portText, max: 65535), p > 0 else {
+                    throw fail("the port \"\(portText)\" is not a number from 1 to 65535")
+                }
+                port = UInt16(p)
+                guard slash < rest.endIndex else { throw fail("there is no /NAME after the port") }
+                name = rest[(slash + 1)...]
+            }
+        } else if rest.first == UInt8(ascii: "/") {
+            name = rest.dropFirst()
+        } else {
+            throw fail("there is no export name: write HOST/NAME, HOST:PORT/NAME or HOST,NAME")
+        }
+        guard !name.isEmpty else { throw fail("the export name after / is empty") }
+        let hostText = String(decoding: host, as: UTF8.self)
+        let fromDHCP = hostText.isEmpty || hostText == "dhcp"
+        return (NBDServerSpec(host: fromDHCP ? "" : hostText, port: port,
+                              exportName: String(decoding: name, as: UTF8.self), hostFromDHCP: fromDHCP), nil)
+    }
+}
+
+/// Why the NBD server could not be worked out from DHCP.
+public struct ServerResolutionError: Error, Equatable, Sendable {
+    public var what: String
+    public var hint: String
+}
+
+extension NBDRoot {
+    /// The server to connect to, applying Debian's DHCP rules: an empty or
+    /// `dhcp` host means the boot server (`rootServer`: DHCP siaddr or server
+    /// id, or ip='s server field); no server at all (nbdroot=dhcp or empty)
+    /// means the whole value comes from DHCP option 17 (`rootPath`).
+    public func resolveServer(rootServer: IPv4Address?, rootPath: String) throws(ServerResolutionError) -> NBDServerSpec {
+        var spec: NBDServerSpec
+        if let s = server {
+            spec = s
+        } else {
+            guard !rootPath.isEmpty else {
+                throw ServerResolutionError(
+                    what: "nbdroot= is empty or dhcp, which means the DHCP root-path (option 17), but there is none",
+                    hint: "set option 17 on the DHCP server, or give the server on the command line: nbdroot=10.0.2.2:10809/root")
+            }
+            do { spec = try NBDRoot.parseServer(rootPath, parameter: "root-path").0 } catch {
+                throw ServerResolutionError(what: "the DHCP root-path cannot be used: \(error.description)",
+                                            hint: "fix option 17 on the DHCP server")
+            }
+        }
+        guard spec.hostFromDHCP else { return spec }
+        guard let s = rootServer, !s.isAny else {
+            throw ServerResolutionError(
+                what: "the NBD server's address is left to DHCP, but no boot server is known (no DHCP siaddr or server id, no server field in ip=)",
+                hint: "write the server in nbdroot=, e.g. nbdroot=10.0.2.2:10809/\(spec.exportName)")
+        }
+        return spec.with(server: s.text)
+    }
+}

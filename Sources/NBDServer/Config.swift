@@ -1,0 +1,142 @@
+// What `nbdboot serve` is asked to do, parsed from its command line without
+// touching the system: where to listen and which files to export. Parsing is
+// pure so the rules (and their error messages) are unit-tested; opening the
+// files and binding the socket happen later, in Export.swift and Listener.swift.
+import NBDWire
+
+/// Bad configuration: one message that names the input and says what to do.
+public struct ConfigError: Error, Equatable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Where the server listens.
+public enum ListenAddress: Equatable, Sendable, CustomStringConvertible {
+    /// A TCP address: an IPv4/IPv6 literal or a host name, and a port.
+    case tcp(host: String, port: UInt16)
+    /// A Unix stream socket at a path (nbdkit's `-U`).
+    case unix(path: String)
+
+    /// nbd-server's default: every IPv4 address, the IANA port 10809.
+    public static let `default` = ListenAddress.tcp(host: "0.0.0.0", port: Limits.defaultPort)
+
+    /// Parses `HOST:PORT`, `[IPV6]:PORT`, `PORT` (all IPv4 addresses) or `unix:PATH`.
+    public static func parse(_ text: String) throws(ConfigError) -> ListenAddress {
+        if text.hasPrefix("unix:") {
+            let path = String(text.dropFirst(5))
+            guard !path.isEmpty else { throw ConfigError("--listen '\(text)': give a socket path after unix:, e.g. unix:/tmp/nbd.sock") }
+            return .unix(path: path)
+        }
+        let host: String
+        let portText: String
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else {
+                throw ConfigError("--listen '\(text)': missing ']' after the IPv6 address; write [ADDRESS]:PORT, e.g. [::1]:10809")
+            }
+            host = String(text[text.index(after: text.startIndex)..<close])
+            let after = text[text.index(after: close)...]
+            guard after.hasPrefix(":") else {
+                throw ConfigError("--listen '\(text)': expected ':PORT' after ']', e.g. [::1]:10809")
+            }
+            portText = String(after.dropFirst())
+        } else if let colon = text.lastIndex(of: ":") {
+            host = String(text[..<colon])
+            portText = String(text[text.index(after: colon)...])
+            if host.contains(":") {
+                throw ConfigError("--listen '\(text)': put an IPv6 address in brackets, e.g. [\(host)]:\(portText)")
+            }
+        } else {
+            host = "0.0.0.0"
+            portText = text
+        }
+        guard !host.isEmpty else { throw ConfigError("--listen '\(text)': the host is empty; write HOST:PORT, e.g. 127.0.0.1:10809") }
+        return .tcp(host: host, port: try parsePort(portText, input: "--listen '\(text)'"))
+    }
+
+    /// Parses a TCP port, 1 to 65535.
+    public static func parsePort(_ text: String, input: String) throws(ConfigError) -> UInt16 {
+        guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), text.utf8.count <= 5,
+              let n = Int(text), n >= 1, n <= 65535 else {
+            throw ConfigError("\(input): port '\(text)' is not a number from 1 to 65535")
+        }
+        return UInt16(n)
+    }
+
+    public var description: String {
+        switch self {
+        case .tcp(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        case .unix(let path): return "unix:\(path)"
+        }
+    }
+}
+
+/// One export as given on the command line: `NAME=PATH[,readonly]`.
+public struct ExportSpec: Equatable, Sendable {
+    /// The name clients ask for; "" is the default export.
+    public var name: String
+    /// The backing file or block device.
+    public var path: String
+    public var readOnly: Bool
+    /// Sent in NBD_INFO_DESCRIPTION and NBD_REP_SERVER when not empty.
+    public var description: String
+
+    public init(name: String, path: String, readOnly: Bool = false, description: String = "") {
+        self.name = name
+        self.path = path
+        self.readOnly = readOnly
+        self.description = description
+    }
+
+    /// The options that may follow the path, after commas.
+    public static let knownOptions = ["readonly", "ro", "rw"]
+
+    /// Parses `NAME=PATH[,OPTION...]`. Options: `readonly` (or `ro`), `rw`.
+    /// A path cannot contain a comma (everything after the first one is options).
+    public static func parse(_ text: String) throws(ConfigError) -> ExportSpec {
+        guard let eq = text.firstIndex(of: "=") else {
+            throw ConfigError("--export '\(text)': expected NAME=PATH[,readonly], e.g. root=/srv/root.img")
+        }
+        let name = String(text[..<eq])
+        let rest = text[text.index(after: eq)...].split(separator: ",", omittingEmptySubsequences: false)
+        let path = String(rest.first ?? "")
+        guard !path.isEmpty else {
+            throw ConfigError("--export '\(text)': the path after '=' is empty; give the image file, e.g. \(name)=/srv/root.img")
+        }
+        guard name.utf8.count <= Limits.maxString else {
+            throw ConfigError("--export '\(text.prefix(40))...': the name is longer than \(Limits.maxString) bytes, the protocol's limit")
+        }
+        var spec = ExportSpec(name: name, path: path)
+        for option in rest.dropFirst() {
+            switch option {
+            case "readonly", "ro": spec.readOnly = true
+            case "rw": spec.readOnly = false
+            default:
+                throw ConfigError("--export '\(text)': unknown option '\(option)' after the path; known options: \(knownOptions.joined(separator: ", "))")
+            }
+        }
+        return spec
+    }
+}
+
+/// Everything `Server` needs: where to listen and what to serve.
+public struct ServerConfig: Equatable, Sendable {
+    public var listen: ListenAddress
+    public var exports: [ExportSpec]
+
+    /// Checks that there is at least one export and that names are unique.
+    public init(listen: ListenAddress, exports: [ExportSpec]) throws(ConfigError) {
+        guard !exports.isEmpty else {
+            throw ConfigError("no export given: add --export NAME=PATH (or use the classic form PORT FILE)")
+        }
+        var seen: [String] = []
+        for e in exports {
+            if seen.contains(e.name) {
+                throw ConfigError("--export: the name '\(e.name)' is given twice; each export needs its own name")
+            }
+            seen.append(e.name)
+        }
+        self.listen = listen
+        self.exports = exports
+    }
+}

@@ -1,0 +1,159 @@
+// One client connection, on its own thread: the handshake (bytes in, the
+// ServerHandshake state machine decides, bytes out), then the transmission
+// reader loop. The reader decodes each 28-byte request, reads a WRITE's
+// payload (always, even for a request it then refuses, or the stream would
+// lose its framing), asks RequestGate, and either replies the error itself or
+// hands the job to the connection's WorkQueue. DISC, end of stream or a bad
+// request magic end the loop; in-flight requests are finished before close.
+import Glibc
+import LinuxSys
+import NBDWire
+
+final class Connection: @unchecked Sendable {
+    let id: Int
+    let fd: Int32
+    let peer: String
+    private let exports: [Export]
+    private let log: Logger
+    private var requests = 0
+
+    init(id: Int, fd: Int32, peer: String, exports: [Export], log: Logger) {
+        self.id = id
+        self.fd = fd
+        self.peer = peer
+        self.exports = exports
+        self.log = log
+    }
+
+    private func note(_ line: String) { log("conn \(id): \(line)") }
+
+    /// Runs the connection to its end. The owner closes the socket afterwards
+    /// (under its lock, so a shutdown never reaches a recycled descriptor).
+    func run() {
+        if let index = handshake() {
+            transmission(exports[index])
+        }
+    }
+
+    /// Stops reading (server shutdown): the reader sees end of stream,
+    /// in-flight requests still get their replies.
+    func stopReading() { shutdown(fd, Int32(SHUT_RD)) }
+
+    /// Stops everything (shutdown took too long).
+    func abort() { shutdown(fd, Int32(SHUT_RDWR)) }
+
+    // MARK: handshake
+
+    /// Returns the export chosen, or nil when the connection should close.
+    private func handshake() -> Int? {
+        var machine = ServerHandshake(exports: exports.map { $0.info })
+        guard send(machine.greeting()) else { return nil }
+        guard let flags = readExactly(ClientFlagsMessage.size, "client flags") else { return nil }
+        var step = machine.receiveClientFlags(flags)
+        var lastOption = OptionCode(0)
+        while true {
+            if let line = step.note { note(line) }
+            if !step.send.isEmpty && !send(step.send) { return nil }
+            switch step.next {
+            case .readOption:
+                guard let raw = readExactly(OptionHeader.size, "an option header") else { return nil }
+                step = machine.receiveOptionHeader(raw)
+            case .readOptionData(let header):
+                guard let data = readExactly(Int(header.length), "\(header.option.name) data") else { return nil }
+                lastOption = header.option
+                step = machine.receiveOption(header, data: data)
+            case .close(let reason):
+                note("closed during handshake: \(reason)")
+                return nil
+            case .transmit(let index):
+                let e = exports[index].info
+                note("export '\(e.name)' via \(lastOption.name) (\(e.size) bytes, flags 0x\(hex(UInt64(e.flags.rawValue))))")
+                return index
+            }
+        }
+    }
+
+    // MARK: transmission
+
+    private func transmission(_ export: Export) {
+        let sender = ReplySender(fd: fd)
+        let executor = Executor(export: export, sender: sender, log: Logger { [id, log] in log("conn \(id): \($0)") })
+        let queue = WorkQueue(log: log) { executor.run($0) }
+        let gate = export.gate
+        var ending = "client closed the connection without DISC"
+        while true {
+            guard let raw = readExactly(Request.size, nil) else { break }
+            let request: Request
+            do { request = try Request.decode(raw) } catch {
+                ending = "\(error.description); closing this connection"
+                break
+            }
+            requests += 1
+            if request.command == .disc {
+                ending = "DISC"
+                break
+            }
+            let rejection = RequestGate.check(request, on: gate)
+            var payload: [UInt8] = []
+            if request.command == .write {
+                if rejection != nil {
+                    guard drain(UInt64(request.length)) else { break }
+                } else {
+                    guard let data = readExactly(Int(request.length), "WRITE payload") else { break }
+                    payload = data
+                }
+            }
+            if let rejection {
+                note("\(describe(request)): \(rejection.error.name) (\(rejection.reason))")
+                guard sender.reply(rejection.error, cookie: request.cookie) else { break }
+                continue
+            }
+            queue.submit(Job(request: request, payload: payload))
+        }
+        queue.drainAndStop()
+        note("\(ending) after \(requests) requests, closed")
+    }
+
+    // MARK: socket I/O
+
+    /// Reads exactly `count` bytes; nil (logged when `what` is given and it is
+    /// not a plain end of stream) when the peer is gone.
+    private func readExactly(_ count: Int, _ what: String?) -> [UInt8]? {
+        do {
+            let got = try FileDescriptor(fd).read(exactly: count)
+            if got == nil, let what { note("client closed the connection while the server waited for \(what)") }
+            return got
+        } catch {
+            note("reading \(what ?? "a request"): \(error.errno.description)")
+            return nil
+        }
+    }
+
+    /// Reads and drops `count` payload bytes of a refused WRITE, 1 MiB at a time.
+    private func drain(_ count: UInt64) -> Bool {
+        var left = count
+        let chunk = 1 << 20
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
+        defer { buffer.deallocate() }
+        while left > 0 {
+            let n = Glibc.read(fd, buffer.baseAddress!, Int(min(UInt64(chunk), left)))
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 {
+                note("client closed the connection inside a WRITE payload")
+                return false
+            }
+            left -= UInt64(n)
+        }
+        return true
+    }
+
+    private func send(_ bytes: [UInt8]) -> Bool {
+        do {
+            try FileDescriptor(fd).sendAll(bytes)
+            return true
+        } catch {
+            note("sending: \(error.errno.description)")
+            return false
+        }
+    }
+}

@@ -1,0 +1,70 @@
+// The one place that decides whether a request may reach the backing file
+// (like nbdkit's validate_request in server/protocol.c). Past the gate the
+// workers only execute. Error choices follow the spec's "Error values" and
+// the consolidated rules in research/nbd-protocol.md section 2.7.
+import NBDWire
+
+/// Why a request is refused: the NBD error to reply and a line for the log.
+public struct Rejection: Equatable, Sendable {
+    public var error: NBDErrno
+    public var reason: String
+
+    public init(_ error: NBDErrno, _ reason: String) {
+        self.error = error
+        self.reason = reason
+    }
+}
+
+/// What the gate needs to know about an export.
+public struct GateExport: Equatable, Sendable {
+    public var name: String
+    public var size: UInt64
+    public var readOnly: Bool
+
+    public init(name: String, size: UInt64, readOnly: Bool) {
+        self.name = name
+        self.size = size
+        self.readOnly = readOnly
+    }
+}
+
+public enum RequestGate {
+    /// Flags a client may set at all: FUA is valid on every command once
+    /// SEND_FUA is advertised (spec "Command flags"); DF, REQ_ONE, NO_HOLE and
+    /// FAST_ZERO belong to features we do not advertise yet.
+    public static let acceptedFlags: CommandFlags = [.fua]
+
+    /// Returns nil when `request` may run on `export`, or the refusal.
+    /// DISC never reaches the gate (the reader handles it).
+    public static func check(_ request: Request, on export: GateExport) -> Rejection? {
+        let command = request.command
+        let unknownFlags = request.flags.subtracting(acceptedFlags)
+        switch command {
+        case .read, .write, .flush, .trim:
+            break
+        default:
+            return Rejection(.inval, "\(command.name) is not supported")
+        }
+        if !unknownFlags.isEmpty {
+            return Rejection(.inval, "\(command.name): flags 0x\(hex(UInt64(unknownFlags.rawValue))) are not supported")
+        }
+        let writes = command == .write || command == .trim
+        if writes && export.readOnly {
+            return Rejection(.perm, "\(command.name): export '\(export.name)' is read-only")
+        }
+        if command == .flush {
+            if request.offset != 0 || request.length != 0 {
+                return Rejection(.inval, "FLUSH: offset and length must be 0")
+            }
+            return nil
+        }
+        if (command == .read || command == .write) && request.length > BlockSizes.servedPayload {
+            return Rejection(.inval, "\(command.name): length \(request.length) exceeds the largest payload served, \(BlockSizes.servedPayload)")
+        }
+        if !request.fits(in: export.size) {
+            let error: NBDErrno = command == .write ? .nospc : .inval
+            return Rejection(error, "\(command.name): offset \(request.offset) + length \(request.length) is beyond the end of export '\(export.name)' (\(export.size) bytes)")
+        }
+        return nil
+    }
+}

@@ -1,0 +1,254 @@
+// Transmission-phase execution: the reader thread (Connection.swift) decodes
+// and validates requests and queues them here; a small pool of worker threads
+// per connection runs them on the backend and sends each reply whole, header
+// and data in one buffer, under the connection's send lock (ReplySender).
+// Replies may go out in any order (spec "Ordering of messages and writes");
+// FLUSH is fdatasync of the shared file, so it covers every write that was
+// already replied to, on this connection or any other.
+import Glibc
+import LinuxSys
+import NBDWire
+
+/// One validated request and, for WRITE, its payload.
+struct Job {
+    var request: Request
+    var payload: [UInt8]
+}
+
+/// Serialises replies on one socket: one send lock, send(2) with MSG_NOSIGNAL.
+/// After the first failure (peer gone) it shuts the socket down, so the
+/// reader's read(2) returns and the connection winds down.
+final class ReplySender: @unchecked Sendable {
+    let fd: Int32
+    private let monitor = Monitor()
+    private var failed = false
+
+    init(fd: Int32) { self.fd = fd }
+
+    /// Sends `bytes` whole; false once the connection is broken.
+    @discardableResult
+    func send(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        monitor.locked {
+            if failed { return false }
+            var done = 0
+            while done < bytes.count {
+                let n = Glibc.send(fd, bytes.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL))
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 {
+                    failed = true
+                    shutdown(fd, Int32(SHUT_RDWR))
+                    return false
+                }
+                done += n
+            }
+            return true
+        }
+    }
+
+    /// A simple reply with no data.
+    @discardableResult
+    func reply(_ error: NBDErrno, cookie: UInt64) -> Bool {
+        SimpleReply(error: error, cookie: cookie).encode().withUnsafeBytes { send($0) }
+    }
+}
+
+/// Runs jobs of one connection on up to `maxWorkers` threads, started on
+/// demand. `submit` blocks the reader when `maxJobs` requests or `maxBytes`
+/// of write payload are queued, which bounds a connection's memory.
+final class WorkQueue: @unchecked Sendable {
+    static let maxWorkers = 8
+    static let maxJobs = 128
+    static let maxBytes = 128 << 20
+
+    /// Guards the fields below. `monitor`'s own condition means "progress"
+    /// (a job finished, a worker left) and wakes the reader and the drainer;
+    /// `workReady` wakes one idle worker per queued job.
+    private let monitor = Monitor()
+    private let workReady = Condition()
+    private var jobs: [Job] = []
+    private var head = 0
+    private var inFlight = 0
+    private var inFlightBytes = 0
+    private var workers = 0
+    private var idle = 0
+    private var stopping = false
+    private let execute: @Sendable (Job) -> Void
+    private let log: Logger
+
+    init(log: Logger, execute: @escaping @Sendable (Job) -> Void) {
+        self.log = log
+        self.execute = execute
+    }
+
+    /// Queues a job; if the pool cannot grow (no thread), runs it right here.
+    func submit(_ job: Job) {
+        let bytes = job.payload.count
+        let spawn: Bool = monitor.locked {
+            while inFlight >= Self.maxJobs || (inFlight > 0 && inFlightBytes + bytes > Self.maxBytes) {
+                monitor.wait()
+            }
+            jobs.append(job)
+            inFlight += 1
+            inFlightBytes += bytes
+            workReady.signal()
+            // More queued jobs than idle workers: grow the pool.
+            if jobs.count - head > idle && workers < Self.maxWorkers {
+                workers += 1
+                return true
+            }
+            return false
+        }
+        if spawn {
+            do {
+                try startThread("worker") { [self] in work() }
+            } catch {
+                log("cannot start a worker thread (\(error.description)); running requests on the reader")
+                let job: Job? = monitor.locked {
+                    workers -= 1
+                    return pop()
+                }
+                if let job {
+                    execute(job)
+                    monitor.locked { done(job) }
+                }
+            }
+        }
+    }
+
+    /// Waits until every queued job has been replied to, then stops the workers.
+    func drainAndStop() {
+        monitor.locked {
+            while inFlight > 0 { monitor.wait() }
+            stopping = true
+            workReady.broadcast()
+            while workers > 0 { monitor.wait() }
+        }
+    }
+
+    /// The oldest queued job, if any. Call with the monitor held.
+    private func pop() -> Job? {
+        guard head < jobs.count else { return nil }
+        let job = jobs[head]
+        head += 1
+        if head == jobs.count || head > 1024 {
+            jobs.removeFirst(head)
+            head = 0
+        }
+        return job
+    }
+
+    /// Accounts for a finished job. Call with the monitor held.
+    private func done(_ job: Job) {
+        inFlight -= 1
+        inFlightBytes -= job.payload.count
+        monitor.broadcast()
+    }
+
+    /// A worker: take a job, run it, account for it and take the next in the
+    /// same critical section; leave when stopping and nothing is queued.
+    private func work() {
+        var finished: Job? = nil
+        while true {
+            let next: Job? = monitor.locked {
+                if let finished { done(finished) }
+                while true {
+                    if let job = pop() { return job }
+                    if stopping { return nil }
+                    idle += 1
+                    workReady.wait(monitor)
+                    idle -= 1
+                }
+            }
+            guard let job = next else { break }
+            execute(job)
+            finished = job
+        }
+        monitor.locked {
+            workers -= 1
+            monitor.broadcast()
+        }
+    }
+}
+
+/// Executes validated requests on an export and replies.
+struct Executor: Sendable {
+    let export: Export
+    let sender: ReplySender
+    let log: Logger
+
+    func run(_ job: Job) {
+        let r = job.request
+        switch r.command {
+        case .read: read(r)
+        case .write:
+            let ok = job.payload.withUnsafeBytes { data -> SysError? in
+                do throws(SysError) { try export.backend.write(data, at: r.offset) } catch { return error }
+                return nil
+            }
+            finish(r, ok, durable: r.flags.contains(.fua))
+        case .trim:
+            do {
+                try export.backend.trim(offset: r.offset, length: UInt64(r.length))
+                finish(r, nil, durable: r.flags.contains(.fua))
+            } catch { finish(r, error, durable: false) }
+        case .flush:
+            do {
+                try export.backend.flush()
+                finish(r, nil, durable: false)
+            } catch { finish(r, error, durable: false) }
+        default:
+            // The gate lets nothing else through.
+            sender.reply(.inval, cookie: r.cookie)
+        }
+    }
+
+    /// READ: one buffer holds the 16-byte reply header and the data, so the
+    /// reply leaves in one send(2) and never interleaves with another.
+    private func read(_ r: Request) {
+        let header = SimpleReply.size
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: header + Int(r.length), alignment: 16)
+        defer { buffer.deallocate() }
+        do {
+            try export.backend.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[header...]), at: r.offset)
+        } catch {
+            fail(r, error)
+            return
+        }
+        let head = SimpleReply(error: .ok, cookie: r.cookie).encode()
+        head.withUnsafeBytes { buffer.copyMemory(from: $0) }
+        sender.send(UnsafeRawBufferPointer(buffer))
+    }
+
+    /// Replies to a write-type command; with FUA, syncs first (spec: a FUA
+    /// command is not replied to until its data is persistent).
+    private func finish(_ r: Request, _ error: SysError?, durable: Bool) {
+        if let error { return fail(r, error) }
+        if durable {
+            do { try export.backend.flush() } catch { return fail(r, error) }
+        }
+        sender.reply(.ok, cookie: r.cookie)
+    }
+
+    private func fail(_ r: Request, _ error: SysError) {
+        let code = Executor.nbdError(error.errno)
+        log("\(describe(r)): \(code.name) (\(error.description))")
+        sender.reply(code, cookie: r.cookie)
+    }
+
+    /// errno to NBD error (spec "Error values"): EDQUOT/EFBIG count as ENOSPC,
+    /// EROFS as EPERM, anything unexpected as EIO.
+    static func nbdError(_ e: Errno) -> NBDErrno {
+        switch e.rawValue {
+        case EPERM, EROFS, EACCES: return .perm
+        case ENOSPC, EDQUOT, EFBIG: return .nospc
+        case EINVAL: return .inval
+        case ENOMEM: return .nomem
+        default: return .io
+        }
+    }
+}
+
+/// "WRITE offset=0 length=512 flags=0x1", for log lines about a request.
+func describe(_ r: Request) -> String {
+    "\(r.command.name) offset=\(r.offset) length=\(r.length) flags=0x\(hex(UInt64(r.flags.rawValue)))"
+}

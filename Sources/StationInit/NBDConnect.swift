@@ -1,0 +1,47 @@
+// Step 5: connect the NBD device with the image's static client,
+//   /sbin/nbd-client HOST PORT /dev/nbdN -N NAME -systemd-mark -persist
+// which exits 0 once the device is connected (it may leave an '@'-marked
+// child to reconnect), then wait until the kernel reports the disk's size.
+#if canImport(CShims)
+import CShims
+#endif
+#if canImport(BootCore)
+import BootCore
+#endif
+
+let nbdClientPath = "/sbin/nbd-client"
+let deviceSizeWaitMillis: Int64 = 10_000
+
+/// Connects `device` to `server` and waits for /sys/block/nbdN/size > 0
+/// (and the partition node when root= names one).
+func connectNBD(_ server: NBDServerSpec, device: NBDDevice) throws(InitFailure) {
+    let whole = device.whole
+    let args = [nbdClientPath, server.host, "\(server.port)", whole.path, "-N", server.exportName, "-systemd-mark", "-persist"]
+    log("connecting \(whole.path) to \(server.text): \(args.joined(separator: " "))")
+    let status: ExitStatus
+    do { status = try runProgram(nbdClientPath, args) } catch {
+        throw InitFailure("cannot run \(nbdClientPath)", error, hint: "the initramfs must contain the static nbd-client")
+    }
+    guard status.code == 0 else {
+        throw InitFailure("nbd-client for \(server.text) on \(whole.path) failed with \(status.text)",
+                          hint: "check that the NBD server runs on \(server.host) port \(server.port) and exports \"\(server.exportName)\" (nbdroot=), and the client's message above")
+    }
+    let sizePath = "/sys/block/\(whole.blockName)/size"
+    var sectors = 0
+    let ok = waitUntil(timeoutMillis: deviceSizeWaitMillis) {
+        guard let t = try? readTextFile(sizePath), let n = parseDecimal(trimSpaces(t), max: 1 << 60) else { return false }
+        sectors = n
+        return n > 0
+    }
+    guard ok else {
+        throw InitFailure("\(whole.path) still has size 0 after \(deviceSizeWaitMillis / 1000) s although nbd-client succeeded",
+                          hint: "see the kernel's nbd messages above; is the export empty?")
+    }
+    log("\(whole.path) connected: \(sectors / 2048) MiB")
+    if device.partition != nil {
+        guard waitUntil(timeoutMillis: deviceSizeWaitMillis, { pathExists(device.path) }) else {
+            throw InitFailure("\(device.path) did not appear (root=)",
+                              hint: "the export has no such partition, or nbd was loaded without max_part (use nbd.ko max_part=15 in /etc/nbdboot/modules)")
+        }
+    }
+}

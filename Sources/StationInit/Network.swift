@@ -1,0 +1,113 @@
+// Step 4: the network. Loopback up, pick the NIC (ip='s device, else the
+// first non-lo name in /sys/class/net, waiting for the driver), bring it
+// up, wait for carrier, then DHCP (DHCPClient.swift) or the static ip=,
+// and record the result in /run/net-DEVICE.conf and /etc/resolv.conf.
+// Interface ioctls: netdevice(7) on an AF_INET datagram socket.
+#if canImport(CShims)
+import CShims
+#endif
+#if canImport(BootCore)
+import BootCore
+#endif
+
+/// How long to wait for the NIC to appear and for its carrier.
+let interfaceWaitMillis: Int64 = 10_000
+let carrierWaitMillis: Int64 = 10_000
+
+/// An AF_INET datagram socket for the interface ioctls.
+func inetControlSocket() throws(InitFailure) -> Int32 {
+    let s = socket(shim_AF_INET, shim_SOCK_DGRAM | shim_SOCK_CLOEXEC, 0)
+    if s < 0 { throw InitFailure("socket(AF_INET, SOCK_DGRAM) for interface ioctls", SysError("socket", Errno.current)) }
+    return s
+}
+
+/// Brings up the network as `config` says; returns the settings applied,
+/// or nil for ip=off.
+func configureNetwork(_ config: IPConfig) throws(InitFailure) -> NetworkSettings? {
+    let sock = try inetControlSocket()
+    defer { _ = close(sock) }
+    if shim_if_up(sock, "lo") != 0 { logWarning("cannot bring lo up: \(Errno.current.description)") }
+    if config.method == .off {
+        log("ip=off: leaving the network unconfigured")
+        return nil
+    }
+    let device = try waitForInterface(named: config.device)
+    if shim_if_up(sock, device) != 0 {
+        throw InitFailure("cannot bring \(device) up (SIOCSIFFLAGS)", SysError("ioctl", Errno.current, device))
+    }
+    if waitUntil(timeoutMillis: carrierWaitMillis, { (try? readTextFile("/sys/class/net/\(device)/carrier")).map { trimSpaces($0) == "1" } ?? false }) {
+        log("\(device) is up, carrier detected")
+    } else {
+        logWarning("\(device) has no carrier after \(carrierWaitMillis / 1000) s; trying anyway (is the cable or the VM's -netdev connected?)")
+    }
+    let settings: NetworkSettings
+    switch config.method {
+    case .dhcp:
+        var mac = [UInt8](repeating: 0, count: 6)
+        if shim_if_hwaddr(sock, device, &mac) != 0 {
+            throw InitFailure("cannot read the hardware address of \(device) (SIOCGIFHWADDR)", SysError("ioctl", Errno.current, device))
+        }
+        let index = Int32(if_nametoindex(device))
+        let lease = try runDHCP(device: device, ifindex: index, mac: mac)
+        settings = NetworkSettings(device: device, lease: lease)
+    case .manual, .off:
+        settings = NetworkSettings(device: device, config: config)
+    }
+    try apply(settings, socket: sock)
+    writeNetworkFiles(settings)
+    log("network \(settings.proto == "dhcp" ? "(DHCP)" : "(static)"): \(settings.summary)")
+    return settings
+}
+
+/// The interface to use: `name` if given, else the first non-lo entry of
+/// /sys/class/net; waits up to interfaceWaitMillis for the driver to create it.
+func waitForInterface(named name: String) throws(InitFailure) -> String {
+    var found = ""
+    let ok = waitUntil(timeoutMillis: interfaceWaitMillis) {
+        let names = listDirectory("/sys/class/net")
+        if !name.isEmpty {
+            if names.contains(name) { found = name }
+        } else if let first = names.first(where: { $0 != "lo" }) {
+            found = first
+        }
+        return !found.isEmpty
+    }
+    if ok { return found }
+    let present = listDirectory("/sys/class/net").joined(separator: " ")
+    let want = name.isEmpty ? "no network interface besides lo" : "no interface \(name) (from ip=)"
+    throw InitFailure("\(want) after \(interfaceWaitMillis / 1000) s; present: \(present.isEmpty ? "none" : present)",
+                      hint: "is the NIC's driver (e.g. virtio_net) in /etc/nbdboot/modules, and the device field of ip= right?")
+}
+
+/// SIOCSIFADDR, SIOCSIFNETMASK, then the default route (SIOCADDRT) and the host name.
+func apply(_ s: NetworkSettings, socket sock: Int32) throws(InitFailure) {
+    if shim_if_set_ipv4(sock, s.device, 0, s.address.value) != 0 {
+        throw InitFailure("cannot set address \(s.address.text) on \(s.device) (SIOCSIFADDR)", SysError("ioctl", Errno.current, s.device))
+    }
+    if shim_if_set_ipv4(sock, s.device, 1, s.netmask.value) != 0 {
+        throw InitFailure("cannot set netmask \(s.netmask.text) on \(s.device) (SIOCSIFNETMASK)", SysError("ioctl", Errno.current, s.device))
+    }
+    if let gw = s.gateway, !gw.isAny {
+        if shim_add_default_route(sock, gw.value, s.device) != 0 && Errno.current != .exists {
+            throw InitFailure("cannot add the default route via \(gw.text) on \(s.device) (SIOCADDRT)",
+                              SysError("ioctl", Errno.current, s.device),
+                              hint: "the gateway must be inside \(s.address.text)/\(s.netmask.text)")
+        }
+    }
+    if !s.hostname.isEmpty {
+        let bytes = Array(s.hostname.utf8)
+        if sethostname(s.hostname, bytes.count) != 0 { logWarning("sethostname \(s.hostname): \(Errno.current.description)") }
+    }
+}
+
+/// /run/net-DEVICE.conf (initramfs-tools format) and /etc/resolv.conf.
+func writeNetworkFiles(_ s: NetworkSettings) {
+    let conf = "/run/net-\(s.device).conf"
+    do { try writeTextFile(conf, s.netConfText) } catch { logWarning("cannot write \(conf): \(error.description)") }
+    if !s.dns.isEmpty || !s.domain.isEmpty {
+        try? makeDirectory("/etc")
+        do { try writeTextFile("/etc/resolv.conf", s.resolvConfText) } catch {
+            logWarning("cannot write /etc/resolv.conf: \(error.description)")
+        }
+    }
+}

@@ -1,0 +1,52 @@
+import XCTest
+@testable import BootCore
+
+final class BootConfigTests: XCTestCase {
+    func testDefaults() throws {
+        let c = try BootConfig.parse(KernelCommandLine("console=ttyS0 nbdroot=10.0.2.2/root\n"))
+        XCTAssertEqual(c.root.server, NBDServerSpec(host: "10.0.2.2", exportName: "root"))
+        XCTAssertEqual(c.root.device.path, "/dev/nbd0")
+        XCTAssertEqual(c.ip.method, .dhcp)
+        XCTAssertEqual(c.rootFSType, "ext4")
+        XCTAssertEqual(c.rootFlags, "")
+        XCTAssertFalse(c.readOnly, "no ro/rw: read-write, as Debian's NBD root")
+        XCTAssertEqual(c.initPath, "/sbin/init")
+        XCTAssertEqual(c.failDelaySeconds, 10)
+        XCTAssertFalse(c.debug)
+        XCTAssertFalse(c.breakBeforeSwitch)
+    }
+
+    func testEverything() throws {
+        let c = try BootConfig.parse(KernelCommandLine(
+            "ro nbdroot=10.0.2.2:10810/img root=/dev/nbd1p2 ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off rootfstype=xfs rootflags=\"noatime,nodiratime\" init=/lib/systemd/systemd nbdboot.debug rd.break nbdboot.fail-delay=0"))
+        XCTAssertEqual(c.root.device.path, "/dev/nbd1p2")
+        XCTAssertEqual(c.root.server?.port, 10810)
+        XCTAssertEqual(c.ip.method, .manual)
+        XCTAssertEqual(c.rootFSType, "xfs")
+        XCTAssertEqual(c.rootFlags, "noatime,nodiratime")
+        XCTAssertTrue(c.readOnly)
+        XCTAssertEqual(c.initPath, "/lib/systemd/systemd")
+        XCTAssertTrue(c.debug)
+        XCTAssertTrue(c.breakBeforeSwitch)
+        XCTAssertEqual(c.failDelaySeconds, 0)
+        XCTAssertFalse(try BootConfig.parse(KernelCommandLine("nbdroot=a/b ro rw")).readOnly, "the last of ro/rw wins")
+    }
+
+    func testErrors() {
+        let rows: [(String, String)] = [
+            ("console=ttyS0", "nbdroot"),
+            ("nbdroot=a/b init=sbin/init", "init"),
+            ("nbdroot=a/b rootfstype=", "rootfstype"),
+            ("nbdroot=a/b rootfstype=ext4,xfs", "rootfstype"),
+            ("nbdroot=a/b ip=bogus", "ip"),
+            ("nbdroot=a/b nbdboot.fail-delay=soon", "nbdboot.fail-delay"),
+        ]
+        for (line, parameter) in rows {
+            XCTAssertThrowsError(try BootConfig.parse(KernelCommandLine(line)), line) { e in
+                XCTAssertEqual((e as! BootConfigError).parameter, parameter, line)
+            }
+        }
+        XCTAssertEqual(BootConfig.failDelay(KernelCommandLine("nbdboot.fail-delay=3 nbdroot=")), 3)
+        XCTAssertEqual(BootConfig.failDelay(KernelCommandLine("nbdboot.fail-delay=x")), 10)
+    }
+}

@@ -1,0 +1,56 @@
+// The request gate from a table: each row is a request and the expected NBD error.
+import NBDWire
+import XCTest
+
+@testable import NBDServer
+
+final class RequestGateTests: XCTestCase {
+    let rw = GateExport(name: "rw", size: 1 << 20, readOnly: false)
+    let ro = GateExport(name: "ro", size: 1 << 20, readOnly: true)
+
+    func testTable() {
+        let size: UInt64 = 1 << 20
+        let served = BlockSizes.servedPayload
+        let rows: [(String, Request, GateExport, NBDErrno)] = [
+            ("read inside", Request(command: .read, cookie: 1, offset: 0, length: 4096), rw, .ok),
+            ("read up to the end", Request(command: .read, cookie: 1, offset: size - 1, length: 1), rw, .ok),
+            ("read zero length", Request(command: .read, cookie: 1, offset: size, length: 0), rw, .ok),
+            ("read past the end", Request(command: .read, cookie: 1, offset: size - 1, length: 2), rw, .inval),
+            ("read offset overflow", Request(command: .read, cookie: 1, offset: UInt64.max, length: 2), rw, .inval),
+            ("read on readonly", Request(command: .read, cookie: 1, offset: 0, length: 512), ro, .ok),
+            ("read with FUA is ignored", Request(command: .read, flags: .fua, cookie: 1, offset: 0, length: 512), rw, .ok),
+            ("read above served payload", Request(command: .read, cookie: 1, offset: 0, length: served + 1), GateExport(name: "big", size: 1 << 40, readOnly: false), .inval),
+            ("read 48 MiB is served", Request(command: .read, cookie: 1, offset: 0, length: 48 << 20), GateExport(name: "big", size: 1 << 40, readOnly: false), .ok),
+            ("write inside", Request(command: .write, cookie: 1, offset: 512, length: 512), rw, .ok),
+            ("write FUA", Request(command: .write, flags: .fua, cookie: 1, offset: 0, length: 512), rw, .ok),
+            ("write past the end", Request(command: .write, cookie: 1, offset: size, length: 1), rw, .nospc),
+            ("write on readonly", Request(command: .write, cookie: 1, offset: 0, length: 512), ro, .perm),
+            ("write on readonly past the end", Request(command: .write, cookie: 1, offset: size, length: 512), ro, .perm),
+            ("write above served payload", Request(command: .write, cookie: 1, offset: 0, length: served + 1), rw, .inval),
+            ("trim inside", Request(command: .trim, cookie: 1, offset: 0, length: 65536), rw, .ok),
+            ("trim past the end", Request(command: .trim, cookie: 1, offset: 4096, length: UInt32(size)), rw, .inval),
+            ("trim on readonly", Request(command: .trim, cookie: 1, offset: 0, length: 4096), ro, .perm),
+            ("flush", Request(command: .flush, cookie: 1), rw, .ok),
+            ("flush on readonly", Request(command: .flush, cookie: 1), ro, .ok),
+            ("flush with a range", Request(command: .flush, cookie: 1, offset: 0, length: 512), rw, .inval),
+            ("write zeroes not advertised", Request(command: .writeZeroes, cookie: 1, offset: 0, length: 512), rw, .inval),
+            ("block status not negotiated", Request(command: .blockStatus, cookie: 1, offset: 0, length: 512), rw, .inval),
+            ("cache not advertised", Request(command: .cache, cookie: 1, offset: 0, length: 512), rw, .inval),
+            ("unknown command", Request(command: Command(0x77), cookie: 1), rw, .inval),
+            ("DF without structured replies", Request(command: .read, flags: .df, cookie: 1, offset: 0, length: 512), rw, .inval),
+            ("unknown flag", Request(command: .write, flags: CommandFlags(rawValue: 0x8000), cookie: 1, offset: 0, length: 512), rw, .inval),
+        ]
+        for (what, request, export, expected) in rows {
+            let got = RequestGate.check(request, on: export)
+            XCTAssertEqual(got?.error ?? .ok, expected, "\(what): \(got?.reason ?? "accepted")")
+            if let got { XCTAssertFalse(got.reason.isEmpty, what) }
+        }
+    }
+
+    func testReasonsNameTheExportAndTheRange() {
+        let r = RequestGate.check(Request(command: .read, cookie: 1, offset: 1 << 20, length: 512), on: rw)
+        XCTAssertEqual(r?.reason, "READ: offset 1048576 + length 512 is beyond the end of export 'rw' (1048576 bytes)")
+        XCTAssertEqual(RequestGate.check(Request(command: .write, cookie: 1, length: 1), on: ro)?.reason,
+                       "WRITE: export 'ro' is read-only")
+    }
+}
