@@ -155,6 +155,14 @@ func waitForDevice(_ device: NBDDevice, running: Bool, tenthsOfSeconds: Int) -> 
     return (devicePid(device) != nil) == running
 }
 
+/// Opens the device once and closes it: the kernel reads the partition table
+/// on the first open after a (re)start (GD_NEED_PART_SCAN), and an initramfs
+/// has no udev to do that open, so /dev/nbdNpM would never appear. nbd-client
+/// does the same for the ioctl path. Quietly does nothing without /dev/nbdN.
+func scanPartitions(_ device: NBDDevice) {
+    if let d = try? FileDescriptor.open(device.path, O_RDONLY) { d.close() }
+}
+
 /// Reads a small file (sysfs, procfs) whole; nil when it cannot be opened.
 func readSmallFile(_ path: String) -> String? {
     guard let fd = try? FileDescriptor.open(path, O_RDONLY) else { return nil }

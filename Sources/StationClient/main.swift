@@ -125,6 +125,7 @@ func runConnect(_ o: ConnectOptions) throws(ClientError) -> Int32 {
             // must not keep the original sockets alive after they die.
             for c in connections { c.fd.close() }
             connections = []
+            scanPartitions(o.device)
             printOut("Connected \(o.device.path)\n")
             guard let events else { return 0 }
             return startMonitor(Monitor(netlink: nl, events: events, dialer: dialer, options: o, export: export, setup: setup))
@@ -156,9 +157,7 @@ func runIoctl(_ setup: DeviceSetup, fds: [Int32], options o: ConnectOptions, dia
     dev.close()
     for _ in 0..<100 {
         if devicePid(o.device) != nil {
-            // Opening the device once makes the kernel scan its partitions
-            // (it cannot inside NBD_DO_IT), as nbd-client does.
-            if let d = try? FileDescriptor.open(o.device.path, O_RDONLY) { d.close() }
+            scanPartitions(o.device)
             printOut("Connected \(o.device.path)\n")
             return 0
         }

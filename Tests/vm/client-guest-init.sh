@@ -12,7 +12,8 @@ mount -t devtmpfs devtmpfs /dev
 mark() { echo "CLIENTTEST $*"; }
 for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover \
          virtio_net nbd crc16 mbcache jbd2 crc32c_generic ext4; do
-  insmod /lib/modules/$m.ko || mark "insmod-failed $m"
+  args=""; [ $m = nbd ] && args="max_part=8"
+  insmod /lib/modules/$m.ko $args || mark "insmod-failed $m"
 done
 ip link set lo up
 ip link set eth0 up
@@ -84,11 +85,19 @@ mark restart-server
 sleep 2
 echo 3 >/proc/sys/vm/drop_caches
 [ "$(cat /mnt/hello.txt)" = "$want" ] && mark persist-read-after-restart-ok
-dmesg | grep -q "nbd-client: /dev/nbd0 reconnected" && mark persist-reconnected
+logged() { for i in 1 2 3 4 5 6 7 8 9 10; do dmesg | grep -q "$1" && return 0; sleep 0.3; done; return 1; }
+logged "nbd-client: /dev/nbd0 reconnected" && mark persist-reconnected
 umount /mnt
 nbd-client -d /dev/nbd0 && mark persist-disconnect-ok
 for i in 1 2 3 4 5 6 7 8 9 10; do ps | grep -q '[@]sbin/nbd-client' || break; sleep 0.5; done
 ps | grep -q '[@]sbin/nbd-client' || mark persist-monitor-exited
+
+# 4b. A partitioned export: the partition node appears right after connect
+#     (the client opens the device once so the kernel reads the table).
+nbd-client $host $port /dev/nbd2 -N parted >/dev/null && mark parted-connect-ok
+[ -b /dev/nbd2p1 ] && mount -t ext4 -o ro /dev/nbd2p1 /mnt && [ "$(cat /mnt/hello.txt)" = "$want" ] && mark parted-partition-ok
+umount /mnt
+nbd-client -d /dev/nbd2
 
 # 5. A server that stops answering without closing (the host SIGSTOPs it for
 #    6 s when it sees freeze-server): the request timeout (-t 3) declares the
@@ -99,7 +108,7 @@ mark freeze-server
 sleep 1
 echo 3 >/proc/sys/vm/drop_caches
 [ "$(cat /mnt/hello.txt)" = "$want" ] && mark freeze-read-ok
-dmesg | grep -q "nbd-client: /dev/nbd1 reconnected" && mark freeze-reconnected
+logged "nbd-client: /dev/nbd1 reconnected" && mark freeze-reconnected
 umount /mnt
 nbd-client -d /dev/nbd1
 

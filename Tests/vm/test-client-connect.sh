@@ -24,6 +24,19 @@ trap cleanup EXIT
 mkdir "$tmp/root"
 echo "hello from nbdboot" >"$tmp/root/hello.txt"
 mke2fs -q -t ext4 -d "$tmp/root" -F "$tmp/disk.img" 8M
+# The same file system as partition 1 of an MBR disk (written by hand: no
+# sfdisk here): 1 MiB of table and gap, then the ext4 image.
+python3 - "$tmp/disk.img" "$tmp/parted.img" <<'PY'
+import struct, sys
+fs = open(sys.argv[1], "rb").read()
+start, count = 2048, len(fs) // 512
+entry = struct.pack("<B3sB3sII", 0, b"\xfe\xff\xff", 0x83, b"\xfe\xff\xff", start, count)
+mbr = bytearray(512)
+mbr[446:462] = entry
+mbr[510:512] = b"\x55\xaa"
+with open(sys.argv[2], "wb") as f:
+    f.write(mbr + bytes(start * 512 - 512) + fs)
+PY
 
 # The initramfs.
 r=$tmp/initrd
@@ -50,10 +63,14 @@ DHCP
 chmod +x "$r/init" "$r/udhcpc.sh"
 (cd "$r" && find . | sort | cpio -o -H newc --quiet | gzip) >"$tmp/initrd.gz"
 
+mkdir "$tmp/exports"
+ln -s ../disk.img "$tmp/exports/station"
+ln -s ../parted.img "$tmp/exports/parted"
 start_server() {
   rm -f "$tmp/kit.pid"
-  nbdkit -p $port -i 127.0.0.1 -P "$tmp/kit.pid" --filter=exportname file "$tmp/disk.img" \
-    exportname=station exportname-strict=true
+  # Export "station" is the bare file system, "parted" the partitioned disk
+  # (nbdkit's file plugin in directory mode serves each file by its name).
+  nbdkit -p $port -i 127.0.0.1 -P "$tmp/kit.pid" file dir="$tmp/exports"
   wait_pidfile "$tmp/kit.pid"
 }
 start_server
@@ -94,7 +111,7 @@ for m in idle-check-1 badname-exit-1 \
          nofork-serves-itself swap-locked nofork-exit-0 \
          readonly-ok multiconn-ok exportname-route-content-ok \
          persist-connect-ok persist-resident-marked persist-content-ok persist-survives-without-sys persist-read-after-restart-ok persist-reconnected \
-         persist-disconnect-ok persist-monitor-exited freeze-connect-ok freeze-read-ok freeze-reconnected done; do
+         persist-disconnect-ok persist-monitor-exited parted-connect-ok parted-partition-ok freeze-connect-ok freeze-read-ok freeze-reconnected done; do
   if grep -aq "CLIENTTEST $m" "$log"; then echo "ok   $m"; else echo "MISS $m"; missing=$((missing + 1)); fi
 done
 [ $missing -eq 0 ] || { echo "FAIL: $missing markers missing (full console: keep by running with TMPDIR set)"; tail -40 "$log"; exit 1; }
