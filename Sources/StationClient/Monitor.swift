@@ -5,10 +5,14 @@
 // capped at 16 s), redoes the handshake, checks that size and flags did not
 // change, and gives the kernel the new socket with NBD_CMD_RECONFIGURE. The
 // kernel holds I/O for DEAD_CONN_TIMEOUT seconds meanwhile (600 by default
-// with -persist). The child exits when the device stops (/sys/block/nbdN/pid
-// gone: nbd-client -d, or the kernel gave up).
+// with -persist, and the request timeout is 30 s so a silent server is
+// declared dead too). The child exits when the device stops (NBD_CMD_STATUS
+// says it has no configuration: nbd-client -d and unmount).
 // ioctl mode: the NBD_DO_IT child redials and redoes SET_SOCK + DO_IT when
-// DO_IT ends with an error, as nbd-client 3.24 does.
+// DO_IT ends with an error, as nbd-client 3.24 does. Linux 6.1 ends DO_IT
+// with 0 both after a requested disconnect and when the only socket dies, so
+// there the ioctl model cannot tell them apart and does not reconnect: use
+// netlink (the default) for -persist.
 
 /// Opens the socket that receives the nbd family's notifications.
 func openEvents(_ family: GenlFamily) throws(ClientError) -> NetlinkSocket {
