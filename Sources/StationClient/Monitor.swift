@@ -126,7 +126,12 @@ func serveIoctl(_ dev: FileDescriptor, _ setup: DeviceSetup, _ o: ConnectOptions
     defer { dev.close() }
     while true {
         let e = ioctlServe(dev)
-        if e == 0 { return 0 }
+        if e == 0 {
+            if o.persist {
+                printError("NBD_DO_IT on \(setup.device.path) returned 0: disconnected, or the server went away (the ioctl interface does not say which); not reconnecting")
+            }
+            return 0
+        }
         printError("NBD_DO_IT on \(setup.device.path) ended: \(Errno(e).description)")
         if !o.persist { return 1 }
         var delay: UInt32 = 1
