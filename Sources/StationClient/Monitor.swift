@@ -57,6 +57,13 @@ struct Monitor {
             let bytes: [UInt8]
             do { bytes = try events.receive() } catch {
                 if error.errno == .again { continue }
+                if error.errno == Errno(ENOBUFS) {
+                    // Notifications were dropped, maybe our LINK_DEAD: offer a
+                    // new socket anyway (the kernel answers ENOSPC if none is dead).
+                    printError("nbd notifications overflowed; checking \(device.path)'s connection")
+                    if !reconnect() { return }
+                    continue
+                }
                 printError("reading nbd notifications: \(error.description)")
                 _ = sleep(1)
                 continue
