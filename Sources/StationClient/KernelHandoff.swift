@@ -4,19 +4,6 @@
 //    the kernel holds the sockets, no process has to stay;
 //  - the ioctls of linux/nbd.h on /dev/nbdN: a process must sit in NBD_DO_IT.
 
-/// What the kernel is told about the export.
-struct DeviceSetup {
-    var device: NBDDevice
-    var size: UInt64
-    var blockSize: UInt32
-    /// Transmission flags from the handshake, with READ_ONLY added for -R.
-    var flags: UInt16
-    var timeout: UInt64?
-    var deadTimeout: UInt64?
-    var identifier: String?
-    var readOnly: Bool
-}
-
 /// The "nbd" generic netlink family, reached through its own socket.
 struct NBDNetlink {
     var socket: NetlinkSocket
@@ -38,11 +25,7 @@ struct NBDNetlink {
 
     /// NBD_CMD_CONNECT. The kernel takes its own references on the sockets.
     mutating func connect(_ setup: DeviceSetup, fds: [Int32]) throws(ClientError) {
-        var request = NBDConnectRequest(index: setup.device.index, size: setup.size, blockSize: UInt64(setup.blockSize),
-                                        serverFlags: UInt64(setup.flags), fds: fds)
-        request.timeout = setup.timeout
-        request.deadConnTimeout = setup.deadTimeout
-        request.backendIdentifier = setup.identifier
+        let request = setup.connectRequest(fds: fds)
         let id = family.id
         let outcome = try socket.transact({ request.message(family: id, seq: $0) }, doing: "NBD_CMD_CONNECT for \(setup.device.path)")
         if case .failure(let e, _) = outcome {
@@ -170,6 +153,14 @@ func waitForDevice(_ device: NBDDevice, running: Bool, tenthsOfSeconds: Int) -> 
         _ = usleep(100_000)
     }
     return (devicePid(device) != nil) == running
+}
+
+/// Opens the device once and closes it: the kernel reads the partition table
+/// on the first open after a (re)start (GD_NEED_PART_SCAN), and an initramfs
+/// has no udev to do that open, so /dev/nbdNpM would never appear. nbd-client
+/// does the same for the ioctl path. Quietly does nothing without /dev/nbdN.
+func scanPartitions(_ device: NBDDevice) {
+    if let d = try? FileDescriptor.open(device.path, O_RDONLY) { d.close() }
 }
 
 /// Reads a small file (sysfs, procfs) whole; nil when it cannot be opened.
