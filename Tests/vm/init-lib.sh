@@ -2,7 +2,7 @@
 # Builds throw-away initramfs and root images by hand, serves the root with
 # nbdkit on 127.0.0.1, boots QEMU (TCG, -no-reboot) and greps the console.
 #   init_setup PORT_OFFSET        temp dir, kernel env, cleanup trap
-#   init_build_initramfs OUT      /init, /sbin/nbd-client, modules, list
+#   init_build_initramfs OUT [nodes]  /init, /sbin/nbd-client, modules, list
 #   init_build_root OUT           64 MB ext4 whose /sbin/init prints ROOT-OK
 #   init_serve IMG                nbdkit on 127.0.0.1:$port (pid killed on exit)
 #   init_boot INITRD LOG APPEND   QEMU, bounded by timeout 120
@@ -62,10 +62,14 @@ init_build_initramfs() {
     if [ "$m" = nbd ]; then echo "$rel max_part=15"; else echo "$rel"; fi >> "$r/etc/nbdboot/modules"
   done
   echo "$NBDBOOT_KVER" > "$r/etc/nbdboot/kernel-release"
+  # The generator's images hold /dev/console and /dev/null; with "nodes"
+  # (and root, for mknod) this one does too. Without them the kernel starts
+  # /init with fds 0-2 closed, and the init opens the console from devtmpfs.
+  if [ "${2:-}" = nodes ] && [ "$(id -u)" = 0 ]; then
+    mknod -m 600 "$r/dev/console" c 5 1
+    mknod -m 666 "$r/dev/null" c 1 3
+  fi
   (cd "$r" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -n) > "$out"
-  # /dev/console and /dev/null nodes: appended as a second cpio member list
-  # would need root; the init opens the console from devtmpfs when the
-  # kernel found none.
 }
 
 init_build_root() {

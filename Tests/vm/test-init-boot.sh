@@ -5,7 +5,7 @@
 # was written, and the initramfs files were deleted by the switch.
 . "$(dirname "$0")/init-lib.sh"
 init_setup 0
-init_build_initramfs "$work/initrd.gz"
+init_build_initramfs "$work/initrd.gz" nodes
 init_build_root "$work/root.img"
 init_serve "$work/root.img"
 fail=0
