@@ -62,7 +62,7 @@ init_build_initramfs() {
     install -D -m 644 "$f" "$r/$rel"
     if [ "$m" = nbd ]; then echo "$rel max_part=15"; else echo "$rel"; fi >> "$r/etc/nbdboot/modules"
   done
-  echo "$NBDBOOT_KVER" > "$r/etc/nbdboot/kernel-release"
+  echo "${INIT_KERNEL_RELEASE:-$NBDBOOT_KVER}" > "$r/etc/nbdboot/kernel-release"
   # The generator's images hold /dev/console and /dev/null; with "nodes"
   # (and root, for mknod) this one does too. Without them the kernel starts
   # /init with fds 0-2 closed, and the init opens the console from devtmpfs.
