@@ -69,9 +69,14 @@ build_initramfs "$initrd" 2>&1 | sed 's/^/  /'
 echo "  $initrd: $(stat -c %s "$initrd") bytes"
 
 step 4/5 "NBD server"
-VM_PORT=$(vm_free_port "${port:-10809}")
-[ -z "$port" ] || [ "$VM_PORT" = "$port" ] || vm_die "port $port is in use: pick another with --port PORT"
-show "$NBDBOOT" serve --listen "127.0.0.1:$VM_PORT" --export "root=$img"
+# NBD's IANA port when free; --port insists on its port.
+if [ -n "$port" ]; then
+  vm_port_in_use "$port" && vm_die "port $port is in use: pick another with --port PORT, or leave --port out"
+  VM_PORT=$port
+else
+  VM_PREFERRED_PORT=$(vm_free_port 10809)   # start_nbdboot_server moves on if it is taken meanwhile
+fi
+show "$NBDBOOT" serve --listen "127.0.0.1:${VM_PORT:-$VM_PREFERRED_PORT}" --export "root=$img"
 VM_FOLLOW_SERVER=$follow start_nbdboot_server "root=$img"
 echo "  listening on 127.0.0.1:$VM_SERVER_PORT (PID $VM_SERVER_PID); the station reaches it as 10.0.2.2:$VM_SERVER_PORT"
 

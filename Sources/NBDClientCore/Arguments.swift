@@ -138,7 +138,8 @@ Options:
   -N, -name NAME           export to attach (default: the server's default export)
   -b, -block-size N        block size in bytes: 512, 1024, 2048 or 4096 (default 512,
                            raised to the server's minimum); the form bs=N also works
-  -t, -timeout SEC         request timeout in seconds; the form timeout=SEC also works
+  -t, -timeout SEC         request timeout in seconds (-persist makes it 30 unless given);
+                           the form timeout=SEC also works
   -T, -dead-timeout SEC    seconds the kernel waits for a reconnect when every socket is
                            dead (netlink; -persist makes it 600 unless given)
   -C, -connections N       open N connections (the server must allow multi-conn)

@@ -32,6 +32,9 @@ struct Dialer {
     }
 }
 
+/// How long one read of the handshake may wait for the server.
+let handshakeTimeoutSeconds: Int32 = 30
+
 /// One negotiated connection.
 struct Negotiated {
     var fd: FileDescriptor
@@ -45,9 +48,15 @@ func dialAndNegotiate(_ dialer: Dialer, _ options: ConnectOptions) throws(Client
     if options.preinit {
         return Negotiated(fd: fd, export: NegotiatedExport(size: options.sizeOverride ?? 0, flags: .hasFlags, via: .oldstyle))
     }
+    // A server that accepts and then says nothing must not hang us (nor the
+    // -persist monitor) forever: bound each read during the handshake, and
+    // lift the bound before the kernel gets the socket, since its receive
+    // worker would take a timeout for a dead connection.
+    _ = shim_set_receive_timeout(fd.rawValue, handshakeTimeoutSeconds)
     var transport = SocketTransport(fd)
     do {
         let export = try negotiate(&transport, NegotiationOptions(exportName: options.exportName, forceExportName: options.noOptGo))
+        _ = shim_set_receive_timeout(fd.rawValue, 0)
         return Negotiated(fd: fd, export: export)
     } catch {
         fd.close()
@@ -57,20 +66,9 @@ func dialAndNegotiate(_ dialer: Dialer, _ options: ConnectOptions) throws(Client
 
 /// NegotiationError with the errno spelt out.
 func describe(_ e: NegotiationError) -> String {
-    if case .io(let errno, let doing) = e { return "\(doing): \(Errno(errno).description)" }
-    return e.description
-}
-
-/// The block size the kernel gets: -b, else 512, raised to the server's
-/// minimum (NBD_INFO_BLOCK_SIZE) when that is larger.
-func chooseBlockSize(_ options: ConnectOptions, _ export: NegotiatedExport) throws(ClientError) -> UInt32 {
-    var bs = options.blockSize ?? 512
-    if let minimum = export.minimumBlock, minimum > bs {
-        guard minimum <= 4096, minimum & (minimum - 1) == 0 else {
-            throw ClientError("the server's minimum block size \(minimum) is not one the kernel accepts (a power of two up to 4096)")
-        }
-        if options.blockSize != nil { printError("block size \(bs) is below the server's minimum, using \(minimum)") }
-        bs = minimum
+    if case .io(let errno, let doing) = e {
+        if errno == EAGAIN { return "\(doing): the server sent nothing for \(handshakeTimeoutSeconds) s" }
+        return "\(doing): \(Errno(errno).description)"
     }
-    return bs
+    return e.description
 }

@@ -4,19 +4,6 @@
 //    the kernel holds the sockets, no process has to stay;
 //  - the ioctls of linux/nbd.h on /dev/nbdN: a process must sit in NBD_DO_IT.
 
-/// What the kernel is told about the export.
-struct DeviceSetup {
-    var device: NBDDevice
-    var size: UInt64
-    var blockSize: UInt32
-    /// Transmission flags from the handshake, with READ_ONLY added for -R.
-    var flags: UInt16
-    var timeout: UInt64?
-    var deadTimeout: UInt64?
-    var identifier: String?
-    var readOnly: Bool
-}
-
 /// The "nbd" generic netlink family, reached through its own socket.
 struct NBDNetlink {
     var socket: NetlinkSocket
@@ -38,11 +25,7 @@ struct NBDNetlink {
 
     /// NBD_CMD_CONNECT. The kernel takes its own references on the sockets.
     mutating func connect(_ setup: DeviceSetup, fds: [Int32]) throws(ClientError) {
-        var request = NBDConnectRequest(index: setup.device.index, size: setup.size, blockSize: UInt64(setup.blockSize),
-                                        serverFlags: UInt64(setup.flags), fds: fds)
-        request.timeout = setup.timeout
-        request.deadConnTimeout = setup.deadTimeout
-        request.backendIdentifier = setup.identifier
+        let request = setup.connectRequest(fds: fds)
         let id = family.id
         let outcome = try socket.transact({ request.message(family: id, seq: $0) }, doing: "NBD_CMD_CONNECT for \(setup.device.path)")
         if case .failure(let e, _) = outcome {
@@ -105,29 +88,35 @@ func ioctlConfigure(_ setup: DeviceSetup, fds: [Int32]) throws(ClientError) -> F
         if error.errno == .noEntry { throw ClientError("\(d.path) does not exist: is the nbd module loaded (modprobe nbd)?") }
         throw ClientError(error)
     }
-    do throws(ClientError) {
-        try nbdIoctl(dev, shim_NBD_SET_BLKSIZE, UInt(setup.blockSize), "NBD_SET_BLKSIZE", d)
-        try nbdIoctl(dev, shim_NBD_SET_SIZE_BLOCKS, UInt(setup.size / UInt64(setup.blockSize)), "NBD_SET_SIZE_BLOCKS", d)
-        try nbdIoctl(dev, shim_NBD_CLEAR_SOCK, 0, "NBD_CLEAR_SOCK", d)
-        try nbdIoctl(dev, shim_NBD_SET_FLAGS, UInt(setup.flags), "NBD_SET_FLAGS", d)
-        if setup.readOnly {
-            var one: Int32 = 1
-            let rc = shim_ioctl_ptr(dev.rawValue, shim_BLKROSET, &one)
-            if rc < 0 { throw ClientError(SysError("ioctl", Errno.current, "BLKROSET on \(d.path)")) }
-        }
-        if let t = setup.timeout { try nbdIoctl(dev, shim_NBD_SET_TIMEOUT, UInt(t), "NBD_SET_TIMEOUT", d) }
-        for fd in fds where shim_ioctl(dev.rawValue, shim_NBD_SET_SOCK, UInt(fd)) < 0 {
-            let e = Errno.current
-            if e == .busy {
-                throw ClientError("\(d.path) is busy: it is in use or configured by netlink (disconnect it first with nbd-client -d \(d.path))")
-            }
-            throw ClientError(SysError("ioctl", e, "NBD_SET_SOCK on \(d.path)"))
-        }
-    } catch {
+    do { try ioctlSetUp(dev, setup, fds: fds) } catch {
         dev.close()
         throw error
     }
     return dev
+}
+
+/// NBD_SET_BLKSIZE, NBD_SET_SIZE_BLOCKS, NBD_CLEAR_SOCK, NBD_SET_FLAGS,
+/// BLKROSET (-R), NBD_SET_TIMEOUT (-t), then NBD_SET_SOCK for each socket.
+func ioctlSetUp(_ dev: FileDescriptor, _ setup: DeviceSetup, fds: [Int32]) throws(ClientError) {
+    let d = setup.device
+    try nbdIoctl(dev, shim_NBD_SET_BLKSIZE, UInt(setup.blockSize), "NBD_SET_BLKSIZE", d)
+    try nbdIoctl(dev, shim_NBD_SET_SIZE_BLOCKS, UInt(setup.size / UInt64(setup.blockSize)), "NBD_SET_SIZE_BLOCKS", d)
+    try nbdIoctl(dev, shim_NBD_CLEAR_SOCK, 0, "NBD_CLEAR_SOCK", d)
+    try nbdIoctl(dev, shim_NBD_SET_FLAGS, UInt(setup.flags), "NBD_SET_FLAGS", d)
+    if setup.readOnly {
+        var one: Int32 = 1
+        if shim_ioctl_ptr(dev.rawValue, shim_BLKROSET, &one) < 0 {
+            throw ClientError(SysError("ioctl", Errno.current, "BLKROSET on \(d.path)"))
+        }
+    }
+    if let t = setup.timeout { try nbdIoctl(dev, shim_NBD_SET_TIMEOUT, UInt(t), "NBD_SET_TIMEOUT", d) }
+    for fd in fds where shim_ioctl(dev.rawValue, shim_NBD_SET_SOCK, UInt(fd)) < 0 {
+        let e = Errno.current
+        if e == .busy {
+            throw ClientError("\(d.path) is busy: it is in use or configured by netlink (disconnect it first with nbd-client -d \(d.path))")
+        }
+        throw ClientError(SysError("ioctl", e, "NBD_SET_SOCK on \(d.path)"))
+    }
 }
 
 /// NBD_DO_IT: runs the device until it is disconnected, then clears its
@@ -164,6 +153,14 @@ func waitForDevice(_ device: NBDDevice, running: Bool, tenthsOfSeconds: Int) -> 
         _ = usleep(100_000)
     }
     return (devicePid(device) != nil) == running
+}
+
+/// Opens the device once and closes it: the kernel reads the partition table
+/// on the first open after a (re)start (GD_NEED_PART_SCAN), and an initramfs
+/// has no udev to do that open, so /dev/nbdNpM would never appear. nbd-client
+/// does the same for the ioctl path. Quietly does nothing without /dev/nbdN.
+func scanPartitions(_ device: NBDDevice) {
+    if let d = try? FileDescriptor.open(device.path, O_RDONLY) { d.close() }
 }
 
 /// Reads a small file (sysfs, procfs) whole; nil when it cannot be opened.

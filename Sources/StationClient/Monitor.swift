@@ -5,10 +5,14 @@
 // capped at 16 s), redoes the handshake, checks that size and flags did not
 // change, and gives the kernel the new socket with NBD_CMD_RECONFIGURE. The
 // kernel holds I/O for DEAD_CONN_TIMEOUT seconds meanwhile (600 by default
-// with -persist). The child exits when the device stops (/sys/block/nbdN/pid
-// gone: nbd-client -d, or the kernel gave up).
+// with -persist, and the request timeout is 30 s so a silent server is
+// declared dead too). The child exits when the device stops (NBD_CMD_STATUS
+// says it has no configuration: nbd-client -d and unmount).
 // ioctl mode: the NBD_DO_IT child redials and redoes SET_SOCK + DO_IT when
-// DO_IT ends with an error, as nbd-client 3.24 does.
+// DO_IT ends with an error, as nbd-client 3.24 does. Linux 6.1 ends DO_IT
+// with 0 both after a requested disconnect and when the only socket dies, so
+// there the ioctl model cannot tell them apart and does not reconnect: use
+// netlink (the default) for -persist.
 
 /// Opens the socket that receives the nbd family's notifications.
 func openEvents(_ family: GenlFamily) throws(ClientError) -> NetlinkSocket {
@@ -35,7 +39,16 @@ struct Monitor {
     var setup: DeviceSetup
 
     var device: NBDDevice { setup.device }
-    var running: Bool { devicePid(device) != nil }
+
+    /// Whether the device still has a live configuration, asked by netlink
+    /// (NBD_CMD_STATUS): after switch_root this process's /sys is gone, so
+    /// sysfs is only the fallback when netlink cannot answer.
+    var running: Bool {
+        mutating get {
+            if let connected = try? netlink.isConnected(device) { return connected }
+            return devicePid(device) != nil
+        }
+    }
 
     /// Waits for LINK_DEAD notifications until the device stops.
     mutating func run() {
@@ -44,6 +57,13 @@ struct Monitor {
             let bytes: [UInt8]
             do { bytes = try events.receive() } catch {
                 if error.errno == .again { continue }
+                if error.errno == Errno(ENOBUFS) {
+                    // Notifications were dropped, maybe our LINK_DEAD: offer a
+                    // new socket anyway (the kernel answers ENOSPC if none is dead).
+                    printError("nbd notifications overflowed; checking \(device.path)'s connection")
+                    if !reconnect() { return }
+                    continue
+                }
                 printError("reading nbd notifications: \(error.description)")
                 _ = sleep(1)
                 continue
@@ -70,7 +90,7 @@ struct Monitor {
             do throws(ClientError) {
                 let c = try dialAndNegotiate(dialer, options)
                 defer { c.fd.close() }
-                if c.export.size != export.size || c.export.flags.rawValue != export.flags.rawValue {
+                if !DeviceSetup.sameExport(c.export, export) {
                     printError("export '\(options.exportName)' changed (size \(export.size) -> \(c.export.size), flags 0x\(hex(UInt64(export.flags.rawValue))) -> 0x\(hex(UInt64(c.export.flags.rawValue)))): not reconnecting \(device.path)")
                     return false
                 }
@@ -100,25 +120,30 @@ func startMonitor(_ monitor: Monitor) -> Int32 {
     }
     if child > 0 { return 0 }
     detach()
-    if monitor.options.swap { lockInMemory() }
+    becomeIOHelper(swap: monitor.options.swap)
     var m = monitor
     m.run()
     _exit(0)
 }
 
-/// Runs NBD_DO_IT; with -persist, redials and restarts it after a failure.
+/// Runs NBD_DO_IT; with -persist, redials and restarts it after a failure,
+/// on the same open device (no path lookups: they may fail after switch_root).
 /// Returns the exit status for the process that served.
-func serveIoctl(_ first: FileDescriptor, _ setup: DeviceSetup, _ o: ConnectOptions, _ dialer: Dialer, _ export: NegotiatedExport) -> Int32 {
-    var dev = first
+func serveIoctl(_ dev: FileDescriptor, _ setup: DeviceSetup, _ o: ConnectOptions, _ dialer: Dialer, _ export: NegotiatedExport) -> Int32 {
+    defer { dev.close() }
     while true {
         let e = ioctlServe(dev)
-        dev.close()
-        if e == 0 { return 0 }
+        if e == 0 {
+            if o.persist {
+                printError("NBD_DO_IT on \(setup.device.path) returned 0: disconnected, or the server went away (the ioctl interface does not say which); not reconnecting")
+            }
+            return 0
+        }
         printError("NBD_DO_IT on \(setup.device.path) ended: \(Errno(e).description)")
         if !o.persist { return 1 }
         var delay: UInt32 = 1
-        var next: FileDescriptor? = nil
-        while next == nil {
+        var reconnected = false
+        while !reconnected {
             _ = sleep(delay)
             delay = min(delay * 2, 16)
             do throws(ClientError) {
@@ -128,12 +153,20 @@ func serveIoctl(_ first: FileDescriptor, _ setup: DeviceSetup, _ o: ConnectOptio
                     printError("export '\(o.exportName)' changed size (\(export.size) -> \(c.export.size)): giving up on \(setup.device.path)")
                     return 1
                 }
-                next = try ioctlConfigure(setup, fds: [c.fd.rawValue])
+                try ioctlSetUp(dev, setup, fds: [c.fd.rawValue])
                 printError("\(setup.device.path) reconnected to \(dialer.server.text)")
+                reconnected = true
             } catch {
                 printError("reconnecting \(setup.device.path): \(error.message); next in \(delay) s")
             }
         }
-        if let next { dev = next }
     }
+}
+
+/// A process that stays in the device's I/O path: PR_SET_IO_FLUSHER (its
+/// allocations never recurse into I/O on the device it serves; Linux >= 5.6,
+/// ignored when refused) and, with -swap, locked in memory.
+func becomeIOHelper(swap: Bool) {
+    _ = shim_prctl(57, 1)  // PR_SET_IO_FLUSHER
+    if swap { lockInMemory() }
 }

@@ -42,6 +42,7 @@ func main(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar
 func runList(_ server: ServerAddress) throws(ClientError) -> Int32 {
     let fd = try Dialer(server).dial()
     defer { fd.close() }
+    _ = shim_set_receive_timeout(fd.rawValue, handshakeTimeoutSeconds)
     var transport = SocketTransport(fd)
     let entries: [ServerEntry]
     do { entries = try listExports(&transport) } catch {
@@ -102,19 +103,15 @@ func runConnect(_ o: ConnectOptions) throws(ClientError) -> Int32 {
         throw error
     }
     defer { for c in connections { c.fd.close() } }
-    let export = connections[0].export
-    for c in connections where c.export.size != export.size || c.export.flags.rawValue != export.flags.rawValue {
-        throw ClientError("the connections to \(o.server.text) disagree on the export's size or flags")
-    }
-    if o.connections > 1 && !export.flags.contains(.canMultiConn) {
-        throw ClientError("export '\(o.exportName)' does not allow several connections (no NBD_FLAG_CAN_MULTI_CONN): drop -C \(o.connections)")
-    }
-    var flags = export.flags
-    if o.readOnly { flags.insert(.readOnly) }
-    let setup = DeviceSetup(device: o.device, size: o.sizeOverride ?? export.size, blockSize: try chooseBlockSize(o, export),
-                            flags: flags.rawValue, timeout: o.timeout,
-                            deadTimeout: o.deadTimeout ?? (o.persist ? 600 : nil),
-                            identifier: o.backendIdentifier, readOnly: o.readOnly)
+    var exports: [NegotiatedExport] = []
+    for c in connections { exports.append(c.export) }
+    let export = exports[0]
+    let setup: DeviceSetup
+    do {
+        let (s, notes) = try DeviceSetup.derive(o, exports: exports)
+        for n in notes { printError(n) }
+        setup = s
+    } catch { throw ClientError(error.message) }
     var fds: [Int32] = []
     for c in connections { fds.append(c.fd.rawValue) }
 
@@ -124,6 +121,11 @@ func runConnect(_ o: ConnectOptions) throws(ClientError) -> Int32 {
             // Join the multicast group before CONNECT so no LINK_DEAD is missed.
             let events = o.persist ? try openEvents(nl.family) : nil
             try nl.connect(setup, fds: fds)
+            // The kernel holds its own references now: a resident monitor
+            // must not keep the original sockets alive after they die.
+            for c in connections { c.fd.close() }
+            connections = []
+            scanPartitions(o.device)
             printOut("Connected \(o.device.path)\n")
             guard let events else { return 0 }
             return startMonitor(Monitor(netlink: nl, events: events, dialer: dialer, options: o, export: export, setup: setup))
@@ -139,7 +141,7 @@ func runIoctl(_ setup: DeviceSetup, fds: [Int32], options o: ConnectOptions, dia
     let dev = try ioctlConfigure(setup, fds: fds)
     if o.noFork {
         printOut("Connected \(o.device.path)\n")
-        if o.swap { lockInMemory() }
+        becomeIOHelper(swap: o.swap)
         return serveIoctl(dev, setup, o, dialer, export)
     }
     let child = fork()
@@ -149,15 +151,13 @@ func runIoctl(_ setup: DeviceSetup, fds: [Int32], options o: ConnectOptions, dia
     }
     if child == 0 {
         detach()
-        if o.swap { lockInMemory() }
+        becomeIOHelper(swap: o.swap)
         _exit(serveIoctl(dev, setup, o, dialer, export))
     }
     dev.close()
     for _ in 0..<100 {
         if devicePid(o.device) != nil {
-            // Opening the device once makes the kernel scan its partitions
-            // (it cannot inside NBD_DO_IT), as nbd-client does.
-            if let d = try? FileDescriptor.open(o.device.path, O_RDONLY) { d.close() }
+            scanPartitions(o.device)
             printOut("Connected \(o.device.path)\n")
             return 0
         }

@@ -163,6 +163,22 @@ final class ImageTests: XCTestCase {
         XCTAssertThrowsError(try ImageWalk.members([0, 0, 0, 0]) { c, b in try c.decompress(b) })
     }
 
+    func testRandomImagesThrowOrReadNeverCrash() throws {
+        // Random bytes, random bytes after a valid archive, and valid archives with one byte
+        // changed: the walk must return or throw. Decompression is an identity here (no tools).
+        var rng = SystemRandomNumberGenerator()
+        let valid = try archive(["init", "etc/nbdboot/modules"])
+        for i in 0..<2000 {
+            var b: [UInt8]
+            switch i % 3 {
+            case 0: b = (0..<Int.random(in: 0...300, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            case 1: b = valid + (0..<8).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            default: b = valid; b[Int.random(in: 0..<b.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+            }
+            _ = try? ImageWalk.members(b) { _, bytes in Array(bytes.dropFirst(4)) }
+        }
+    }
+
     func testCorruptCompressedMemberIsAnError() throws {
         let bad: [UInt8] = [0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3, 4, 5]
         XCTAssertThrowsError(try ImageWalk.members(bad) { c, b in try c.decompress(b) }) { error in

@@ -12,7 +12,8 @@ mount -t devtmpfs devtmpfs /dev
 mark() { echo "CLIENTTEST $*"; }
 for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover \
          virtio_net nbd crc16 mbcache jbd2 crc32c_generic ext4; do
-  insmod /lib/modules/$m.ko || mark "insmod-failed $m"
+  args=""; [ $m = nbd ] && args="max_part=8"
+  insmod /lib/modules/$m.ko $args || mark "insmod-failed $m"
 done
 ip link set lo up
 ip link set eth0 up
@@ -47,9 +48,24 @@ nbd-client -d /dev/nbd1 && mark ioctl-disconnect-ok
 nbd-client -c /dev/nbd1; [ $? = 1 ] && mark ioctl-check-disconnected
 sleep 0.5; kill -0 "$pid" 2>/dev/null || mark ioctl-child-exited
 
-# 3. Read-only, long options with two dashes, port omitted is not possible
-#    here (10809 is not ours): --name= form.
-nbd-client $host $port /dev/nbd2 --name=$name --readonly >/dev/null && [ "$(cat /sys/block/nbd2/ro)" = 1 ] && mark readonly-ok
+# 2b. -nofork -swap: the caller itself sits in NBD_DO_IT, locked in memory,
+#     away from the OOM killer; -d makes it return 0.
+nbd-client $host $port /dev/nbd3 -N $name -nonetlink -nofork -swap >/dev/null 2>&1 &
+fg_pid=$!
+for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /sys/block/nbd3/pid ] && break; sleep 0.3; done
+[ "$(cat /sys/block/nbd3/pid)" = "$fg_pid" ] && mark nofork-serves-itself
+grep -q "VmLck:.*[1-9]" /proc/$fg_pid/status && [ "$(cat /proc/$fg_pid/oom_score_adj)" = -1000 ] && mark swap-locked
+nbd-client -d /dev/nbd3 >/dev/null
+wait $fg_pid && mark nofork-exit-0
+
+# 3. Read-only with the --name= form, EXPORT_NAME instead of GO (-g), and two
+#    connections (-C 2: nbdkit's file plugin allows multi-conn): two queues.
+nbd-client $host $port /dev/nbd2 --name=$name --readonly -no-optgo -C 2 >/dev/null && [ "$(cat /sys/block/nbd2/ro)" = 1 ] && mark readonly-ok
+# Established TCP connections to the server (rem_address :PORT in hex, state 01).
+conns=$(grep -c ":$(printf '%04X' $port) 01 " /proc/net/tcp)
+[ "$conns" = 2 ] && mark multiconn-ok || echo "connections to the server: $conns"
+mount -t ext4 -o ro /dev/nbd2 /mnt && [ "$(cat /mnt/hello.txt)" = "$want" ] && mark exportname-route-content-ok
+umount /mnt
 nbd-client -d /dev/nbd2
 
 # 4. -persist -systemd-mark: a resident monitor, marked '@', that survives a
@@ -60,15 +76,41 @@ nbd-client -d /dev/nbd2
 sleep 0.5
 ps | grep '[@]sbin/nbd-client' && mark persist-resident-marked
 mount -t ext4 -o ro /dev/nbd0 /mnt && [ "$(cat /mnt/hello.txt)" = "$want" ] && mark persist-content-ok
+# After switch_root the monitor's /sys is gone: it must keep watching anyway
+# (it asks NBD_CMD_STATUS). Hide /sys for a few of its 2 s polls.
+mkdir -p /sys2 && mount --move /sys /sys2 && sleep 5
+ps | grep -q '[@]sbin/nbd-client' && mark persist-survives-without-sys
+mount --move /sys2 /sys
 mark restart-server
 sleep 2
 echo 3 >/proc/sys/vm/drop_caches
 [ "$(cat /mnt/hello.txt)" = "$want" ] && mark persist-read-after-restart-ok
-dmesg | grep -q "nbd-client: /dev/nbd0 reconnected" && mark persist-reconnected
+logged() { for i in 1 2 3 4 5 6 7 8 9 10; do dmesg | grep -q "$1" && return 0; sleep 0.3; done; return 1; }
+logged "nbd-client: /dev/nbd0 reconnected" && mark persist-reconnected
 umount /mnt
 nbd-client -d /dev/nbd0 && mark persist-disconnect-ok
 for i in 1 2 3 4 5 6 7 8 9 10; do ps | grep -q '[@]sbin/nbd-client' || break; sleep 0.5; done
 ps | grep -q '[@]sbin/nbd-client' || mark persist-monitor-exited
+
+# 4b. A partitioned export: the partition node appears right after connect
+#     (the client opens the device once so the kernel reads the table).
+nbd-client $host $port /dev/nbd2 -N parted >/dev/null && mark parted-connect-ok
+[ -b /dev/nbd2p1 ] && mount -t ext4 -o ro /dev/nbd2p1 /mnt && [ "$(cat /mnt/hello.txt)" = "$want" ] && mark parted-partition-ok
+umount /mnt
+nbd-client -d /dev/nbd2
+
+# 5. A server that stops answering without closing (the host SIGSTOPs it for
+#    6 s when it sees freeze-server): the request timeout (-t 3) declares the
+#    link dead, and the monitor reconnects once the server answers again.
+/sbin/nbd-client $host $port /dev/nbd1 -N $name -persist -t 3 >/dev/null 2>&1 && mark freeze-connect-ok
+mount -t ext4 -o ro /dev/nbd1 /mnt
+mark freeze-server
+sleep 1
+echo 3 >/proc/sys/vm/drop_caches
+[ "$(cat /mnt/hello.txt)" = "$want" ] && mark freeze-read-ok
+logged "nbd-client: /dev/nbd1 reconnected" && mark freeze-reconnected
+umount /mnt
+nbd-client -d /dev/nbd1
 
 mark done
 poweroff -f

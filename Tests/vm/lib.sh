@@ -118,7 +118,8 @@ wait_listening() {
 # start_nbdboot_server EXPORT...: starts `$NBDBOOT serve --listen
 # 127.0.0.1:PORT --export EXPORT...` (each EXPORT is NAME=PATH or
 # NAME=PATH,readonly) in the background, stderr to $VM_WORK/server.log, and
-# waits until it listens. PORT is $VM_PORT when set, else vm_free_port.
+# waits until it listens. PORT is $VM_PORT when set (and then must be
+# free), else vm_free_port $VM_PREFERRED_PORT, retried on "address in use".
 # Sets VM_SERVER_PID, VM_SERVER_PORT, VM_SERVER_LOG; the server is stopped
 # on exit (stop_nbdboot_server). VM_FOLLOW_SERVER=1 also streams its log,
 # each line prefixed with "server | ".
@@ -132,7 +133,7 @@ start_nbdboot_server() {
   VM_SERVER_LOG=$VM_WORK/server.log
   vm_on_exit stop_nbdboot_server
   for attempt in 1 2 3; do
-    port=$(vm_free_port "${VM_PORT:-}")
+    if [ -n "${VM_PORT:-}" ]; then port=$VM_PORT; else port=$(vm_free_port "${VM_PREFERRED_PORT:-}"); fi
     : >"$VM_SERVER_LOG"
     "$NBDBOOT" serve --listen "127.0.0.1:$port" "${args[@]}" 2>>"$VM_SERVER_LOG" >&2 &
     VM_SERVER_PID=$!; VM_SERVER_PORT=$port

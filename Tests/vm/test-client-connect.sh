@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The static nbd-client inside a QEMU station: netlink connect, -c, mount and
 # read, -d; the same through ioctls (-nonetlink); read-only; and -persist
-# -systemd-mark across a server restart. The initramfs is built by hand here
+# -systemd-mark across a server crash and a server freeze. The initramfs is built by hand here
 # (busybox-static, the modules, our client, Tests/vm/client-guest-init.sh as
 # /init); the guest prints "CLIENTTEST <marker>" lines on its serial console.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . ~/.cache/nbdboot/kernel.env
+. Tests/vm/client-lib.sh
 client=.build/static/nbd-client
 make -s "$client" >/dev/null
-port=20920
+port=$(free_port 20920 20939)
 tmp=$(mktemp -d)
 kit_pid="" qemu_pid=""
 cleanup() {
@@ -23,6 +24,19 @@ trap cleanup EXIT
 mkdir "$tmp/root"
 echo "hello from nbdboot" >"$tmp/root/hello.txt"
 mke2fs -q -t ext4 -d "$tmp/root" -F "$tmp/disk.img" 8M
+# The same file system as partition 1 of an MBR disk (written by hand: no
+# sfdisk here): 1 MiB of table and gap, then the ext4 image.
+python3 - "$tmp/disk.img" "$tmp/parted.img" <<'PY'
+import struct, sys
+fs = open(sys.argv[1], "rb").read()
+start, count = 2048, len(fs) // 512
+entry = struct.pack("<B3sB3sII", 0, b"\xfe\xff\xff", 0x83, b"\xfe\xff\xff", start, count)
+mbr = bytearray(512)
+mbr[446:462] = entry
+mbr[510:512] = b"\x55\xaa"
+with open(sys.argv[2], "wb") as f:
+    f.write(mbr + bytes(start * 512 - 512) + fs)
+PY
 
 # The initramfs.
 r=$tmp/initrd
@@ -49,12 +63,15 @@ DHCP
 chmod +x "$r/init" "$r/udhcpc.sh"
 (cd "$r" && find . | sort | cpio -o -H newc --quiet | gzip) >"$tmp/initrd.gz"
 
+mkdir "$tmp/exports"
+ln -s ../disk.img "$tmp/exports/station"
+ln -s ../parted.img "$tmp/exports/parted"
 start_server() {
   rm -f "$tmp/kit.pid"
-  nbdkit -p $port -i 127.0.0.1 -P "$tmp/kit.pid" --filter=exportname file "$tmp/disk.img" \
-    exportname=station exportname-strict=true
-  for _ in $(seq 50); do [ -s "$tmp/kit.pid" ] && return 0; sleep 0.1; done
-  echo "nbdkit did not start"; return 1
+  # Export "station" is the bare file system, "parted" the partitioned disk
+  # (nbdkit's file plugin in directory mode serves each file by its name).
+  nbdkit -p $port -i 127.0.0.1 -P "$tmp/kit.pid" file dir="$tmp/exports"
+  wait_pidfile "$tmp/kit.pid"
 }
 start_server
 
@@ -66,7 +83,7 @@ timeout 120 qemu-system-x86_64 -M q35 -m 512 -smp 1 -accel tcg -display none -se
 qemu_pid=$!
 
 # While the guest runs: restart the server once when it asks.
-restarted=0
+restarted=0 frozen=0
 for _ in $(seq 1300); do
   kill -0 "$qemu_pid" 2>/dev/null || break
   if [ $restarted = 0 ] && grep -q "CLIENTTEST restart-server" "$log"; then
@@ -74,6 +91,10 @@ for _ in $(seq 1300); do
     # ESHUTDOWN, which the kernel turns into I/O errors instead of a dead link.
     kill -9 "$(cat "$tmp/kit.pid")"; sleep 3; start_server; restarted=1
     echo "host: server restarted"
+  fi
+  if [ $frozen = 0 ] && grep -q "CLIENTTEST freeze-server" "$log"; then
+    kill -STOP "$(cat "$tmp/kit.pid")"; sleep 6; kill -CONT "$(cat "$tmp/kit.pid")"; frozen=1
+    echo "host: server frozen for 6 s"
   fi
   sleep 0.1
 done
@@ -87,9 +108,10 @@ missing=0
 for m in idle-check-1 badname-exit-1 \
          netlink-connect-ok netlink-check-connected netlink-backend-ok netlink-content-ok netlink-disconnect-ok netlink-check-disconnected \
          ioctl-connect-ok ioctl-check-connected ioctl-blocksize-ok ioctl-content-ok ioctl-disconnect-ok ioctl-check-disconnected ioctl-child-exited \
-         readonly-ok \
-         persist-connect-ok persist-resident-marked persist-content-ok persist-read-after-restart-ok persist-reconnected \
-         persist-disconnect-ok persist-monitor-exited done; do
+         nofork-serves-itself swap-locked nofork-exit-0 \
+         readonly-ok multiconn-ok exportname-route-content-ok \
+         persist-connect-ok persist-resident-marked persist-content-ok persist-survives-without-sys persist-read-after-restart-ok persist-reconnected \
+         persist-disconnect-ok persist-monitor-exited parted-connect-ok parted-partition-ok freeze-connect-ok freeze-read-ok freeze-reconnected done; do
   if grep -aq "CLIENTTEST $m" "$log"; then echo "ok   $m"; else echo "MISS $m"; missing=$((missing + 1)); fi
 done
 [ $missing -eq 0 ] || { echo "FAIL: $missing markers missing (full console: keep by running with TMPDIR set)"; tail -40 "$log"; exit 1; }

@@ -6,9 +6,10 @@
 # "Negotiation:" progress line), and a refused connection must exit 1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. Tests/vm/client-lib.sh
 client=.build/static/nbd-client
-[ -x "$client" ] || make -s .build/static/nbd-client >/dev/null
-port_kit=20910 port_srv=20911
+make -s "$client" >/dev/null
+port_kit=$(free_port 20900 20909) port_srv=$(free_port 20910 20919) port_none=$(free_port 20960 20969)
 tmp=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
@@ -18,7 +19,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 # nbdkit: exports alpha and beta, both described.
 nbdkit -p $port_kit -i 127.0.0.1 -P "$tmp/kit.pid" --filter=exportname memory 1M \
   exportname=alpha exportname=beta exportname-list=explicit exportdesc=fixed:"a test disk"
-for _ in $(seq 50); do [ -s "$tmp/kit.pid" ] && break; sleep 0.1; done
+wait_pidfile "$tmp/kit.pid"
 pids+=("$(cat "$tmp/kit.pid")")
 got=$("$client" -l 127.0.0.1 $port_kit)
 want=$'alpha: a test disk\nbeta: a test disk'
@@ -29,6 +30,14 @@ ref=$(nbd-client -l 127.0.0.1 $port_kit 2>/dev/null | grep -v '^Negotiation:')
 got2=$("$client" --list 127.0.0.1 $port_kit)
 [ "$got2" = "$want" ] || fail "--list: got [$got2]"
 echo "ok nbdkit: $(tr '\n' ';' <<<"$got")"
+
+# The same over a Unix socket (-u).
+nbdkit -U "$tmp/kit.sock" -P "$tmp/kitu.pid" --filter=exportname memory 1M exportname=gamma exportname-list=explicit
+wait_pidfile "$tmp/kitu.pid"
+pids+=("$(cat "$tmp/kitu.pid")")
+got=$("$client" -l -u "$tmp/kit.sock")
+[ "$got" = "gamma" ] || fail "unix list: got [$got]"
+echo "ok unix socket: $got"
 
 # nbd-server: two exports (no descriptions), listing allowed.
 truncate -s 1M "$tmp/one.img" "$tmp/two.img"
@@ -43,7 +52,7 @@ exportname = $tmp/one.img
 exportname = $tmp/two.img
 CONF
 nbd-server -C "$tmp/config" -p "$tmp/srv.pid"
-for _ in $(seq 50); do [ -s "$tmp/srv.pid" ] && break; sleep 0.1; done
+wait_pidfile "$tmp/srv.pid"
 pids+=("$(cat "$tmp/srv.pid")")
 sleep 0.3
 got=$("$client" -l 127.0.0.1 $port_srv | sort)
@@ -52,9 +61,9 @@ echo "ok nbd-server: $(tr '\n' ';' <<<"$got")"
 
 # Nobody listening: exit 1 and say where.
 set +e
-msg=$("$client" -l 127.0.0.1 20912 2>&1); rc=$?
+msg=$("$client" -l 127.0.0.1 $port_none 2>&1); rc=$?
 set -e
 [ $rc -eq 1 ] || fail "refused connection: exit $rc, want 1"
-grep -q "127.0.0.1:20912" <<<"$msg" || fail "refused connection: message does not name the server: $msg"
+grep -q "127.0.0.1:$port_none" <<<"$msg" || fail "refused connection: message does not name the server: $msg"
 echo "ok refused: $msg"
 echo "PASS test-client-list"
