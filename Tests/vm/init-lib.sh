@@ -22,7 +22,15 @@ init_cleanup() {
 }
 
 init_setup() {
+  # Start at 21000+offset and take the first port nobody listens on: another
+  # test (or a second checkout's suite) may hold the preferred one, and
+  # nbdkit's readiness probe would otherwise talk to that other server.
   port=$((21000 + $1))
+  local tries=0
+  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    port=$((port + 7)); tries=$((tries + 1))
+    [ "$tries" -lt 100 ] || { echo "no free port from $((21000 + $1))"; exit 1; }
+  done
   [ -x "$init_bin" ] || { echo "missing $init_bin: run make static first"; exit 1; }
   # shellcheck disable=SC1090
   . ~/.cache/nbdboot/kernel.env
