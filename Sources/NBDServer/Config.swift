@@ -119,13 +119,34 @@ public struct ExportSpec: Equatable, Sendable {
     }
 }
 
+/// Bounds that protect the server from slow or hostile clients.
+public struct ServerLimits: Equatable, Sendable {
+    /// Seconds a client has from accept(2) to the end of the handshake.
+    public var handshakeTimeout: Double
+    /// Options one handshake may send before the server closes it.
+    public var maxOptions: Int
+    /// Connections open at once; further ones are closed at accept(2).
+    public var maxConnections: Int
+
+    public init(handshakeTimeout: Double = 30, maxOptions: Int = 64, maxConnections: Int = 1024) {
+        self.handshakeTimeout = handshakeTimeout
+        self.maxOptions = maxOptions
+        self.maxConnections = maxConnections
+    }
+}
+
 /// Everything `Server` needs: where to listen and what to serve.
 public struct ServerConfig: Equatable, Sendable {
     public var listen: ListenAddress
     public var exports: [ExportSpec]
+    public var limits: ServerLimits
+    /// Speak the oldstyle protocol (spec "Oldstyle negotiation"): the
+    /// 152-byte greeting, then transmission on the one export.
+    public var oldstyle: Bool
 
     /// Checks that there is at least one export and that names are unique.
-    public init(listen: ListenAddress, exports: [ExportSpec]) throws(ConfigError) {
+    public init(listen: ListenAddress, exports: [ExportSpec], limits: ServerLimits = ServerLimits(),
+                oldstyle: Bool = false) throws(ConfigError) {
         guard !exports.isEmpty else {
             throw ConfigError("no export given: add --export NAME=PATH (or use the classic form PORT FILE)")
         }
@@ -138,5 +159,7 @@ public struct ServerConfig: Equatable, Sendable {
         }
         self.listen = listen
         self.exports = exports
+        self.limits = limits
+        self.oldstyle = oldstyle
     }
 }

@@ -30,8 +30,8 @@ final class Connection: @unchecked Sendable {
     /// Runs the connection to its end. The owner closes the socket afterwards
     /// (under its lock, so a shutdown never reaches a recycled descriptor).
     func run() {
-        if let index = handshake() {
-            transmission(exports[index])
+        if let (index, session) = handshake() {
+            transmission(exports[index], session)
         }
     }
 
@@ -44,8 +44,9 @@ final class Connection: @unchecked Sendable {
 
     // MARK: handshake
 
-    /// Returns the export chosen, or nil when the connection should close.
-    private func handshake() -> Int? {
+    /// Returns the export chosen and what was negotiated, or nil when the
+    /// connection should close.
+    private func handshake() -> (Int, Session)? {
         var machine = ServerHandshake(exports: exports.map { $0.info })
         guard send(machine.greeting()) else { return nil }
         guard let flags = readExactly(ClientFlagsMessage.size, "client flags") else { return nil }
@@ -67,17 +68,20 @@ final class Connection: @unchecked Sendable {
                 return nil
             case .transmit(let index):
                 let e = exports[index].info
-                note("export '\(e.name)' via \(lastOption.name) (\(e.size) bytes, flags 0x\(hex(UInt64(e.flags.rawValue))))")
-                return index
+                let s = machine.session
+                let modes = (s.structuredReplies ? ", structured replies" : "") + (s.allocationContext != nil ? ", base:allocation" : "")
+                note("export '\(e.name)' via \(lastOption.name) (\(e.size) bytes, flags 0x\(hex(UInt64(machine.flags(of: e).rawValue)))\(modes))")
+                return (index, s)
             }
         }
     }
 
     // MARK: transmission
 
-    private func transmission(_ export: Export) {
-        let sender = ReplySender(fd: fd)
-        let executor = Executor(export: export, sender: sender, log: Logger { [id, log] in log("conn \(id): \($0)") })
+    private func transmission(_ export: Export, _ session: Session) {
+        let sender = ReplySender(fd: fd, structured: session.structuredReplies)
+        let executor = Executor(export: export, sender: sender, session: session,
+                                log: Logger { [id, log] in log("conn \(id): \($0)") })
         let queue = WorkQueue(log: log) { executor.run($0) }
         let gate = export.gate
         var ending = "client closed the connection without DISC"
@@ -93,7 +97,7 @@ final class Connection: @unchecked Sendable {
                 ending = "DISC"
                 break
             }
-            let rejection = RequestGate.check(request, on: gate)
+            let rejection = RequestGate.check(request, on: gate, session: session)
             var payload: [UInt8] = []
             if request.command == .write {
                 if rejection != nil {
@@ -105,7 +109,7 @@ final class Connection: @unchecked Sendable {
             }
             if let rejection {
                 note("\(describe(request)): \(rejection.error.name) (\(rejection.reason))")
-                guard sender.reply(rejection.error, cookie: request.cookie) else { break }
+                guard sender.fail(rejection.error, cookie: request.cookie, message: rejection.reason) else { break }
                 continue
             }
             queue.submit(Job(request: request, payload: payload))

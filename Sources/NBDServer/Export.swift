@@ -21,6 +21,46 @@ public protocol BlockBackend: AnyObject, Sendable {
     func trim(offset: UInt64, length: UInt64) throws(SysError)
     /// Releases the backend's resources.
     func close()
+    /// The allocation of `offset ..< offset + length` (inside the export) as
+    /// consecutive extents from `offset`, at most `maxCount` of them (they may
+    /// then cover only a prefix of the range). For BLOCK_STATUS and for
+    /// OFFSET_HOLE chunks in structured READ replies.
+    func extents(offset: UInt64, length: UInt64, maxCount: Int) throws(SysError) -> [Extent]
+}
+
+/// A run of bytes with one allocation state.
+public struct Extent: Equatable, Sendable {
+    public var length: UInt64
+    public var state: AllocationState
+
+    public init(length: UInt64, state: AllocationState) {
+        self.length = length
+        self.state = state
+    }
+
+    /// Unallocated and reading as zeroes (NBD_STATE_HOLE | NBD_STATE_ZERO = 3).
+    public static func hole(_ length: UInt64) -> Extent { Extent(length: length, state: [.hole, .zero]) }
+    /// Allocated data (status 0, always a safe answer).
+    public static func data(_ length: UInt64) -> Extent { Extent(length: length, state: []) }
+    public var isHole: Bool { state.contains(.zero) }
+}
+
+extension BlockBackend {
+    /// A backend that cannot tell holes from data reports data, the answer
+    /// the spec calls always safe.
+    public func extents(offset: UInt64, length: UInt64, maxCount: Int) throws(SysError) -> [Extent] {
+        length == 0 ? [] : [.data(length)]
+    }
+}
+
+/// Appends `e` to `list`, merging it into the last extent when the state is the same.
+func appendExtent(_ e: Extent, to list: inout [Extent]) {
+    guard e.length > 0 else { return }
+    if let last = list.last, last.state == e.state {
+        list[list.count - 1].length += e.length
+    } else {
+        list.append(e)
+    }
 }
 
 /// A regular file or a block device, shared by every connection through one
@@ -107,6 +147,57 @@ public final class FileBackend: BlockBackend {
         }
     }
 
+    /// lseek(2) SEEK_DATA / SEEK_HOLE from `offset`: the file system's view
+    /// of which ranges hold data. SEEK_DATA failing with ENXIO means "no data
+    /// up to the end of the file"; a file system or device without hole
+    /// support reports everything as data (block devices do so by answering
+    /// SEEK_DATA with the offset itself and SEEK_HOLE with the size). lseek
+    /// moves the shared file offset, which nothing here uses (pread/pwrite).
+    public func extents(offset: UInt64, length: UInt64, maxCount: Int) throws(SysError) -> [Extent] {
+        let end = offset + length
+        var out: [Extent] = []
+        var pos = offset
+        // Each round adds an extent or moves `pos`; the bound only guards
+        // against a file whose holes change under us forever.
+        var rounds = 0
+        while pos < end && out.count < maxCount && rounds < 4 * maxCount + 4 {
+            rounds += 1
+            let data = lseek(fd, off_t(pos), SEEK_DATA)
+            if data < 0 {
+                let e = Errno.current
+                if e.rawValue == ENXIO {
+                    appendExtent(.hole(end - pos), to: &out)
+                } else if e.rawValue == EINVAL || e.rawValue == EOPNOTSUPP {
+                    appendExtent(.data(end - pos), to: &out)
+                } else {
+                    throw SysError("lseek", e, "\(path) (SEEK_DATA at \(pos))")
+                }
+                break
+            }
+            let dataStart = min(UInt64(data), end)
+            if dataStart > pos {
+                appendExtent(.hole(dataStart - pos), to: &out)
+                pos = dataStart
+                continue
+            }
+            let hole = lseek(fd, off_t(pos), SEEK_HOLE)
+            if hole < 0 {
+                let e = Errno.current
+                if e.rawValue == ENXIO || e.rawValue == EINVAL || e.rawValue == EOPNOTSUPP {
+                    appendExtent(.data(end - pos), to: &out)
+                    break
+                }
+                throw SysError("lseek", e, "\(path) (SEEK_HOLE at \(pos))")
+            }
+            let holeStart = min(UInt64(hole), end)
+            if holeStart > pos {
+                appendExtent(.data(holeStart - pos), to: &out)
+                pos = holeStart
+            }
+        }
+        return out
+    }
+
     public func close() { _ = Glibc.close(fd) }
 }
 
@@ -143,6 +234,12 @@ public final class Export: Sendable {
         GateExport(name: spec.name, size: backend.size, readOnly: spec.readOnly)
     }
 }
+
+/// lseek(2) whence values for sparse files (Linux <linux/fs.h>, also in
+/// glibc's <unistd.h> but only under _GNU_SOURCE, which Swift's Glibc module
+/// does not define).
+private let SEEK_DATA: Int32 = 3
+private let SEEK_HOLE: Int32 = 4
 
 /// fallocate(2). Glibc declares it only under _GNU_SOURCE, which Swift's Glibc
 /// module does not define; the symbol is always exported (off_t is 64-bit on

@@ -29,22 +29,28 @@ public struct GateExport: Equatable, Sendable {
 }
 
 public enum RequestGate {
-    /// Flags a client may set at all: FUA is valid on every command once
-    /// SEND_FUA is advertised (spec "Command flags"); DF, REQ_ONE, NO_HOLE and
-    /// FAST_ZERO belong to features we do not advertise yet.
-    public static let acceptedFlags: CommandFlags = [.fua]
+    /// Flags a client may set on `command` (spec "Command flags"): FUA is
+    /// valid on every command once SEND_FUA is advertised; DF only on READ
+    /// and only once structured replies are on (SEND_DF is advertised then).
+    /// Anything else is EINVAL.
+    public static func acceptedFlags(_ command: Command, _ session: Session) -> CommandFlags {
+        switch command {
+        case .read: return session.structuredReplies ? [.fua, .df] : [.fua]
+        default: return [.fua]
+        }
+    }
 
     /// Returns nil when `request` may run on `export`, or the refusal.
     /// DISC never reaches the gate (the reader handles it).
-    public static func check(_ request: Request, on export: GateExport) -> Rejection? {
+    public static func check(_ request: Request, on export: GateExport, session: Session = Session()) -> Rejection? {
         let command = request.command
-        let unknownFlags = request.flags.subtracting(acceptedFlags)
         switch command {
         case .read, .write, .flush, .trim:
             break
         default:
             return Rejection(.inval, "\(command.name) is not supported")
         }
+        let unknownFlags = request.flags.subtracting(acceptedFlags(command, session))
         if !unknownFlags.isEmpty {
             return Rejection(.inval, "\(command.name): flags 0x\(hex(UInt64(unknownFlags.rawValue))) are not supported")
         }

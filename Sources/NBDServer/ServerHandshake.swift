@@ -30,6 +30,22 @@ public enum BlockSizes {
     public static let servedPayload: UInt32 = 64 << 20
 }
 
+/// What a client negotiated during the handshake that changes transmission.
+/// The default is what the Linux kernel and nbd-client get: simple replies only.
+public struct Session: Equatable, Sendable {
+    /// NBD_OPT_STRUCTURED_REPLY was acknowledged: READ replies (and errors,
+    /// with a message) go out as structured reply chunks.
+    public var structuredReplies: Bool
+    /// The ID of `base:allocation` when SET_META_CONTEXT selected it for the
+    /// export now in transmission; BLOCK_STATUS needs it.
+    public var allocationContext: UInt32?
+
+    public init(structuredReplies: Bool = false, allocationContext: UInt32? = nil) {
+        self.structuredReplies = structuredReplies
+        self.allocationContext = allocationContext
+    }
+}
+
 public struct ServerHandshake {
     /// What the connection does next.
     public enum Action: Equatable {
@@ -64,6 +80,8 @@ public struct ServerHandshake {
     public let exports: [ExportInfo]
     /// The client's flags, once received.
     public private(set) var clientFlags: ClientFlags = []
+    /// What was negotiated so far; final once `.transmit` is returned.
+    public private(set) var session = Session()
 
     public init(exports: [ExportInfo]) { self.exports = exports }
 
@@ -102,7 +120,7 @@ public struct ServerHandshake {
                 return Step(next: .close(reason: "EXPORT_NAME: no export '\(name)' (\(known)); a server can only close here"))
             }
             let e = exports[index]
-            let reply = ExportNameReply(exportSize: e.size, flags: e.flags)
+            let reply = ExportNameReply(exportSize: e.size, flags: flags(of: e))
             return Step(send: reply.encode(noZeroes: clientFlags.contains(.noZeroes)), next: .transmit(exportIndex: index))
 
         case .info, .go:
@@ -114,7 +132,7 @@ public struct ServerHandshake {
                 return refuse(option, .errUnknown, "\(option.name): no export '\(request.name)' (\(known))")
             }
             let e = exports[index]
-            var out = reply(option, .info, Info.export(size: e.size, flags: e.flags).encode())
+            var out = reply(option, .info, Info.export(size: e.size, flags: flags(of: e)).encode())
             out += reply(option, .info, Info.blockSize(minimum: BlockSizes.minimum, preferred: BlockSizes.preferred,
                                                        maximum: BlockSizes.maximumPayload).encode())
             if request.requests.contains(.name) {
@@ -139,12 +157,31 @@ public struct ServerHandshake {
         case .abort:
             return Step(send: reply(option, .ack), next: .close(reason: "client sent ABORT"))
 
+        case .structuredReply:
+            // Spec: no data allowed; a state-changing option SHOULD NOT be
+            // repeated and a server MAY answer a repeat with ERR_INVALID.
+            guard data.isEmpty else {
+                return refuse(option, .errInvalid, "STRUCTURED_REPLY takes no data, got \(data.count) bytes")
+            }
+            guard !session.structuredReplies else {
+                return refuse(option, .errInvalid, "STRUCTURED_REPLY was already negotiated")
+            }
+            session.structuredReplies = true
+            return Step(send: reply(option, .ack), next: .readOption)
+
         default:
-            // STARTTLS, STRUCTURED_REPLY, meta contexts, EXTENDED_HEADERS and
-            // anything unknown: the data was drained; say so and go on.
+            // STARTTLS, meta contexts, EXTENDED_HEADERS and anything
+            // unknown: the data was drained; say so and go on.
             let message = "\(option.name) is not supported by nbdboot serve"
             return Step(send: reply(option, .errUnsup, Array(message.utf8)), next: .readOption)
         }
+    }
+
+    /// An export's transmission flags as this client sees them: SEND_DF only
+    /// once structured replies are on (spec "Transmission flags": it MUST be
+    /// clear otherwise).
+    public func flags(of e: ExportInfo) -> TransmissionFlags {
+        session.structuredReplies ? e.flags.union(.sendDF) : e.flags
     }
 
     /// The export a client means by `name`: an exact match, or for "" the

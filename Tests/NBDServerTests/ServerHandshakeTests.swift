@@ -148,13 +148,39 @@ final class ServerHandshakeTests: XCTestCase {
     }
 
     func testUnsupportedOptionsAreErrUnsupAndNegotiationGoesOn() {
-        for code in [OptionCode.structuredReply, .startTLS, .setMetaContext, .extendedHeaders, OptionCode(0x765_4321)] {
+        for code in [OptionCode.startTLS, .setMetaContext, .extendedHeaders, OptionCode(0x765_4321)] {
             var m = machine()
             let step = option(&m, code, [1, 2, 3, 4])
             XCTAssertEqual(step.next, .readOption, code.name)
             let replies = decodeReplies(step.send)
             XCTAssertEqual(replies.map { $0.0 }, [.errUnsup], code.name)
         }
+    }
+
+    func testStructuredReplyAckedOnceThenSendDF() {
+        var m = machine()
+        XCTAssertEqual(decodeReplies(option(&m, .structuredReply, [1]).send).map { $0.0 }, [.errInvalid], "data is invalid")
+        XCTAssertFalse(m.session.structuredReplies)
+        let step = option(&m, .structuredReply)
+        XCTAssertEqual(step.send, [0x00, 0x03, 0xe8, 0x89, 0x04, 0x55, 0x65, 0xa9] + [0, 0, 0, 8] + [0, 0, 0, 1] + [0, 0, 0, 0])
+        XCTAssertEqual(step.next, .readOption)
+        XCTAssertTrue(m.session.structuredReplies)
+        let again = decodeReplies(option(&m, .structuredReply).send)
+        XCTAssertEqual(again.map { $0.0 }, [.errInvalid], "a repeat is ERR_INVALID")
+        XCTAssertEqual(String(decoding: again[0].1, as: UTF8.self), "STRUCTURED_REPLY was already negotiated")
+        // SEND_DF (0x80) now appears in the export's flags, in INFO/GO and EXPORT_NAME.
+        let replies = decodeReplies(option(&m, .go, InfoRequest(name: "root").encode()).send)
+        XCTAssertEqual(try Info.decode(replies[0].1), .export(size: 0x10_0000, flags: flags.union(.sendDF)))
+        var legacy = machine()
+        _ = option(&legacy, .structuredReply)
+        XCTAssertEqual(option(&legacy, .exportName, Array("root".utf8)).send, [0, 0, 0, 0, 0, 0x10, 0, 0, 0x01, 0xad])
+    }
+
+    func testWithoutStructuredRepliesNoDF() {
+        var m = machine()
+        let replies = decodeReplies(option(&m, .go, InfoRequest(name: "root").encode()).send)
+        XCTAssertEqual(try Info.decode(replies[0].1), .export(size: 0x10_0000, flags: flags))
+        XCTAssertEqual(m.session, Session())
     }
 
     func testOversizedOptionClosesBeforeReadingData() {
