@@ -36,6 +36,7 @@ public enum RequestGate {
     public static func acceptedFlags(_ command: Command, _ session: Session) -> CommandFlags {
         switch command {
         case .read: return session.structuredReplies ? [.fua, .df] : [.fua]
+        case .blockStatus: return [.fua, .reqOne]
         default: return [.fua]
         }
     }
@@ -47,6 +48,12 @@ public enum RequestGate {
         switch command {
         case .read, .write, .flush, .trim:
             break
+        case .blockStatus:
+            // Spec: SHOULD be EINVAL unless SET_META_CONTEXT selected a
+            // context for this export (which needs structured replies).
+            guard session.allocationContext != nil else {
+                return Rejection(.inval, "BLOCK_STATUS: no metadata context was negotiated (send SET_META_CONTEXT base:allocation before GO)")
+            }
         default:
             return Rejection(.inval, "\(command.name) is not supported")
         }
@@ -63,6 +70,9 @@ public enum RequestGate {
                 return Rejection(.inval, "FLUSH: offset and length must be 0")
             }
             return nil
+        }
+        if command == .blockStatus && request.length == 0 {
+            return Rejection(.inval, "BLOCK_STATUS: length 0 has no extent to describe")
         }
         if (command == .read || command == .write) && request.length > BlockSizes.servedPayload {
             return Rejection(.inval, "\(command.name): length \(request.length) exceeds the largest payload served, \(BlockSizes.servedPayload)")

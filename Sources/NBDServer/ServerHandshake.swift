@@ -82,6 +82,13 @@ public struct ServerHandshake {
     public private(set) var clientFlags: ClientFlags = []
     /// What was negotiated so far; final once `.transmit` is returned.
     public private(set) var session = Session()
+    /// The export the last SET_META_CONTEXT named, if it selected
+    /// base:allocation; it counts only if transmission starts on that export.
+    private var allocationSelectedFor: Int?
+
+    /// The ID SET_META_CONTEXT gives `base:allocation` (any unique non-reserved
+    /// value will do; LIST replies use the reserved 0).
+    public static let allocationContextID: UInt32 = 1
 
     public init(exports: [ExportInfo]) { self.exports = exports }
 
@@ -121,6 +128,7 @@ public struct ServerHandshake {
             }
             let e = exports[index]
             let reply = ExportNameReply(exportSize: e.size, flags: flags(of: e))
+            enterTransmission(index)
             return Step(send: reply.encode(noZeroes: clientFlags.contains(.noZeroes)), next: .transmit(exportIndex: index))
 
         case .info, .go:
@@ -142,6 +150,7 @@ public struct ServerHandshake {
                 out += reply(option, .info, Info.description(e.description).encode())
             }
             out += reply(option, .ack)
+            if option == .go { enterTransmission(index) }
             return Step(send: out, next: option == .go ? .transmit(exportIndex: index) : .readOption)
 
         case .list:
@@ -169,12 +178,56 @@ public struct ServerHandshake {
             session.structuredReplies = true
             return Step(send: reply(option, .ack), next: .readOption)
 
+        case .listMetaContext, .setMetaContext:
+            return metaContext(option, data)
+
         default:
-            // STARTTLS, meta contexts, EXTENDED_HEADERS and anything
-            // unknown: the data was drained; say so and go on.
+            // STARTTLS, EXTENDED_HEADERS and anything unknown: the data was
+            // drained; say so and go on.
             let message = "\(option.name) is not supported by nbdboot serve"
             return Step(send: reply(option, .errUnsup, Array(message.utf8)), next: .readOption)
         }
+    }
+
+    /// LIST_META_CONTEXT and SET_META_CONTEXT (spec "Metadata querying").
+    /// We know one context, `base:allocation`. Both need structured replies
+    /// first (ERR_INVALID otherwise); SET replaces the selection even when it
+    /// fails. In LIST no query or the query `base:` means every base:
+    /// context; SET ignores `base:`; unknown namespaces and leaves are ignored.
+    private mutating func metaContext(_ option: OptionCode, _ data: [UInt8]) -> Step {
+        let isSet = option == .setMetaContext
+        if isSet { allocationSelectedFor = nil }
+        guard session.structuredReplies else {
+            return refuse(option, .errInvalid, "\(option.name) needs STRUCTURED_REPLY first")
+        }
+        let request: MetaContextRequest
+        do { request = try MetaContextRequest.decode(data) } catch {
+            return refuse(option, .errInvalid, "\(option.name): \(error.description)")
+        }
+        guard let index = find(request.exportName) else {
+            return refuse(option, .errUnknown, "\(option.name): no export '\(request.exportName)' (\(known))")
+        }
+        let wanted: Bool
+        if isSet {
+            wanted = request.queries.contains(MetaContextName.baseAllocation)
+        } else {
+            wanted = request.queries.isEmpty || request.queries.contains {
+                $0 == MetaContextName.baseAllocation || $0 == MetaContextName.baseNamespace
+            }
+        }
+        var out: [UInt8] = []
+        if wanted {
+            let id = isSet ? Self.allocationContextID : 0
+            out += reply(option, .metaContext, MetaContextReply(id: id, name: MetaContextName.baseAllocation).encode())
+            if isSet { allocationSelectedFor = index }
+        }
+        return Step(send: out + reply(option, .ack), next: .readOption)
+    }
+
+    /// Fixes the session for transmission on `index`: the allocation context
+    /// counts only if the last SET_META_CONTEXT named this export.
+    private mutating func enterTransmission(_ index: Int) {
+        session.allocationContext = allocationSelectedFor == index ? Self.allocationContextID : nil
     }
 
     /// An export's transmission flags as this client sees them: SEND_DF only

@@ -229,10 +229,35 @@ struct Executor: Sendable {
                 try export.backend.flush()
                 finish(r, nil, durable: false)
             } catch { finish(r, error, durable: false) }
+        case .blockStatus:
+            blockStatus(r)
         default:
             // The gate lets nothing else through.
             sender.fail(.inval, cookie: r.cookie, message: "\(r.command.name) is not supported")
         }
+    }
+
+    /// Most extents in one BLOCK_STATUS reply (the spec suggests at most 2^20);
+    /// a client asks again from where the reply stopped.
+    static let maxExtents = 1 << 16
+
+    /// BLOCK_STATUS for `base:allocation` (the gate checked it was selected):
+    /// one BLOCK_STATUS chunk with DONE, extents from lseek SEEK_DATA/SEEK_HOLE,
+    /// holes as HOLE|ZERO (3) and data as 0. With REQ_ONE exactly one extent.
+    private func blockStatus(_ r: Request) {
+        let extents: [Extent]
+        do {
+            extents = try export.backend.extents(offset: r.offset, length: UInt64(r.length),
+                                                 maxCount: r.flags.contains(.reqOne) ? 1 : Self.maxExtents)
+        } catch {
+            return fail(r, error)
+        }
+        // Every extent lies inside the request, so its length fits in 32 bits.
+        var wire = extents.map { BlockStatusExtent(length: UInt32($0.length), flags: $0.state.rawValue) }
+        if wire.isEmpty { wire = [BlockStatusExtent(length: r.length, flags: 0)] }
+        if r.flags.contains(.reqOne) { wire = [wire[0]] }
+        let payload = BlockStatusPayload(contextID: session.allocationContext ?? ServerHandshake.allocationContextID, extents: wire)
+        sender.send(payload.chunk(cookie: r.cookie))
     }
 
     /// A structured READ (spec "Structured reply chunk message"): one

@@ -148,7 +148,7 @@ final class ServerHandshakeTests: XCTestCase {
     }
 
     func testUnsupportedOptionsAreErrUnsupAndNegotiationGoesOn() {
-        for code in [OptionCode.startTLS, .setMetaContext, .extendedHeaders, OptionCode(0x765_4321)] {
+        for code in [OptionCode.startTLS, .extendedHeaders, OptionCode(0x765_4321)] {
             var m = machine()
             let step = option(&m, code, [1, 2, 3, 4])
             XCTAssertEqual(step.next, .readOption, code.name)
@@ -181,6 +181,64 @@ final class ServerHandshakeTests: XCTestCase {
         let replies = decodeReplies(option(&m, .go, InfoRequest(name: "root").encode()).send)
         XCTAssertEqual(try Info.decode(replies[0].1), .export(size: 0x10_0000, flags: flags))
         XCTAssertEqual(m.session, Session())
+    }
+
+    func metaReplies(_ m: inout ServerHandshake, _ code: OptionCode, _ name: String, _ queries: [String]) -> [(ReplyType, [UInt8])] {
+        decodeReplies(option(&m, code, MetaContextRequest(exportName: name, queries: queries).encode()).send)
+    }
+
+    func testMetaContextsNeedStructuredReplies() {
+        var m = machine()
+        for code in [OptionCode.listMetaContext, .setMetaContext] {
+            let replies = metaReplies(&m, code, "root", ["base:allocation"])
+            XCTAssertEqual(replies.map { $0.0 }, [.errInvalid], code.name)
+            XCTAssertEqual(String(decoding: replies[0].1, as: UTF8.self), "\(code.name) needs STRUCTURED_REPLY first")
+        }
+    }
+
+    func testListMetaContext() throws {
+        var m = machine()
+        _ = option(&m, .structuredReply)
+        let base = OptionReplyHeader.encode(.listMetaContext, .metaContext, data: [0, 0, 0, 0] + Array("base:allocation".utf8))
+        let ack = OptionReplyHeader.encode(.listMetaContext, .ack)
+        for queries in [[], ["base:"], ["base:allocation"], ["qemu:dirty-bitmap:x", "base:"]] {
+            XCTAssertEqual(option(&m, .listMetaContext, MetaContextRequest(exportName: "root", queries: queries).encode()).send,
+                           base + ack, "\(queries)")
+        }
+        // Unknown namespaces and leaves are ignored: just ACK.
+        for queries in [["qemu:allocation-depth"], ["base:other"], ["x-nbdboot:"]] {
+            XCTAssertEqual(metaReplies(&m, .listMetaContext, "root", queries).map { $0.0 }, [.ack], "\(queries)")
+        }
+        XCTAssertEqual(metaReplies(&m, .listMetaContext, "nope", []).map { $0.0 }, [.errUnknown])
+        XCTAssertEqual(decodeReplies(option(&m, .listMetaContext, [0, 0, 0, 9]).send).map { $0.0 }, [.errInvalid])
+        XCTAssertNil(m.session.allocationContext)
+    }
+
+    func testSetMetaContextSelectsForThatExportOnly() throws {
+        var m = machine()
+        _ = option(&m, .structuredReply)
+        // "base:" alone selects nothing in SET.
+        XCTAssertEqual(metaReplies(&m, .setMetaContext, "root", ["base:"]).map { $0.0 }, [.ack])
+        let replies = metaReplies(&m, .setMetaContext, "root", ["x-foo:bar", "base:allocation"])
+        XCTAssertEqual(replies.map { $0.0 }, [.metaContext, .ack])
+        XCTAssertEqual(try MetaContextReply.decode(replies[0].1), MetaContextReply(id: 1, name: "base:allocation"))
+        XCTAssertEqual(option(&m, .go, InfoRequest(name: "root").encode()).next, .transmit(exportIndex: 0))
+        XCTAssertEqual(m.session, Session(structuredReplies: true, allocationContext: 1))
+
+        // Selected for "root" but GO on "home": no context.
+        var other = machine()
+        _ = option(&other, .structuredReply)
+        _ = metaReplies(&other, .setMetaContext, "root", ["base:allocation"])
+        XCTAssertEqual(option(&other, .go, InfoRequest(name: "home").encode()).next, .transmit(exportIndex: 1))
+        XCTAssertNil(other.session.allocationContext)
+
+        // A later SET replaces the selection, even when it fails.
+        var cleared = machine()
+        _ = option(&cleared, .structuredReply)
+        _ = metaReplies(&cleared, .setMetaContext, "root", ["base:allocation"])
+        XCTAssertEqual(decodeReplies(option(&cleared, .setMetaContext, [1, 2]).send).map { $0.0 }, [.errInvalid])
+        XCTAssertEqual(option(&cleared, .exportName, Array("root".utf8)).next, .transmit(exportIndex: 0))
+        XCTAssertNil(cleared.session.allocationContext)
     }
 
     func testOversizedOptionClosesBeforeReadingData() {
