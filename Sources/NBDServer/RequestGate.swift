@@ -37,6 +37,7 @@ public enum RequestGate {
         switch command {
         case .read: return session.structuredReplies ? [.fua, .df] : [.fua]
         case .blockStatus: return [.fua, .reqOne]
+        case .writeZeroes: return [.fua, .noHole, .fastZero]
         default: return [.fua]
         }
     }
@@ -46,7 +47,7 @@ public enum RequestGate {
     public static func check(_ request: Request, on export: GateExport, session: Session = Session()) -> Rejection? {
         let command = request.command
         switch command {
-        case .read, .write, .flush, .trim:
+        case .read, .write, .flush, .trim, .writeZeroes, .cache:
             break
         case .blockStatus:
             // Spec: SHOULD be EINVAL unless SET_META_CONTEXT selected a
@@ -61,7 +62,7 @@ public enum RequestGate {
         if !unknownFlags.isEmpty {
             return Rejection(.inval, "\(command.name): flags 0x\(hex(UInt64(unknownFlags.rawValue))) are not supported")
         }
-        let writes = command == .write || command == .trim
+        let writes = command == .write || command == .trim || command == .writeZeroes
         if writes && export.readOnly {
             return Rejection(.perm, "\(command.name): export '\(export.name)' is read-only")
         }
@@ -78,7 +79,8 @@ public enum RequestGate {
             return Rejection(.inval, "\(command.name): length \(request.length) exceeds the largest payload served, \(BlockSizes.servedPayload)")
         }
         if !request.fits(in: export.size) {
-            let error: NBDErrno = command == .write ? .nospc : .inval
+            // Spec "Error values": ENOSPC for writes past the end, EINVAL otherwise.
+            let error: NBDErrno = command == .write || command == .writeZeroes ? .nospc : .inval
             return Rejection(error, "\(command.name): offset \(request.offset) + length \(request.length) is beyond the end of export '\(export.name)' (\(export.size) bytes)")
         }
         return nil

@@ -231,6 +231,26 @@ struct Executor: Sendable {
             } catch { finish(r, error, durable: false) }
         case .blockStatus:
             blockStatus(r)
+        case .writeZeroes:
+            let fast = r.flags.contains(.fastZero)
+            do {
+                try export.backend.zero(offset: r.offset, length: UInt64(r.length),
+                                        mayPunch: !r.flags.contains(.noHole), fast: fast)
+                finish(r, nil, durable: r.flags.contains(.fua))
+            } catch {
+                // Spec: ENOTSUP only, and always, when FAST_ZERO cannot be fast.
+                if fast && error.errno == Errno(EOPNOTSUPP) {
+                    fail(r, error, code: .notsup,
+                         message: "WRITE_ZEROES with FAST_ZERO: no fast way to zero this range (fallocate PUNCH_HOLE/ZERO_RANGE unsupported); retry without FAST_ZERO")
+                } else {
+                    finish(r, error, durable: false)
+                }
+            }
+        case .cache:
+            do {
+                try export.backend.cache(offset: r.offset, length: UInt64(r.length))
+                sender.reply(.ok, cookie: r.cookie)
+            } catch { fail(r, error) }
         default:
             // The gate lets nothing else through.
             sender.fail(.inval, cookie: r.cookie, message: "\(r.command.name) is not supported")
@@ -336,10 +356,12 @@ struct Executor: Sendable {
         sender.reply(.ok, cookie: r.cookie)
     }
 
-    private func fail(_ r: Request, _ error: SysError, code: NBDErrno? = nil) {
+    /// Logs and replies an error. The client's message leaves out the
+    /// backing file's path, which is the server's business.
+    private func fail(_ r: Request, _ error: SysError, code: NBDErrno? = nil, message: String? = nil) {
         let code = code ?? Executor.nbdError(error.errno)
         log("\(describe(r)): \(code.name) (\(error.description))")
-        sender.fail(code, cookie: r.cookie, message: "\(r.command.name) failed: \(error.call): \(error.errno.description)")
+        sender.fail(code, cookie: r.cookie, message: message ?? "\(r.command.name) failed: \(error.call): \(error.errno.description)")
     }
 
     /// errno to NBD error (spec "Error values"): EDQUOT/EFBIG count as ENOSPC,
