@@ -89,13 +89,18 @@ public struct ExportSpec: Equatable, Sendable {
     }
 
     /// The options that may follow the path, after commas.
-    public static let knownOptions = ["readonly", "ro", "rw"]
+    public static let knownOptions = ["readonly", "ro", "rw", "desc=TEXT (last)"]
+    /// Longest description accepted: it travels in NBD_INFO_DESCRIPTION and
+    /// NBD_REP_SERVER, and nbd-client drops option replies of 4096 bytes or more.
+    public static let maxDescription = 1024
 
-    /// Parses `NAME=PATH[,OPTION...]`. Options: `readonly` (or `ro`), `rw`.
-    /// A path cannot contain a comma (everything after the first one is options).
+    /// Parses `NAME=PATH[,OPTION...]`. Options: `readonly` (or `ro`), `rw`,
+    /// and last `desc=TEXT` (or `description=TEXT`): TEXT is the rest of the
+    /// argument, commas included. A path cannot contain a comma (everything
+    /// after the first one is options).
     public static func parse(_ text: String) throws(ConfigError) -> ExportSpec {
         guard let eq = text.firstIndex(of: "=") else {
-            throw ConfigError("--export '\(text)': expected NAME=PATH[,readonly], e.g. root=/srv/root.img")
+            throw ConfigError("--export '\(text)': expected NAME=PATH[,readonly][,desc=TEXT], e.g. root=/srv/root.img")
         }
         let name = String(text[..<eq])
         let rest = text[text.index(after: eq)...].split(separator: ",", omittingEmptySubsequences: false)
@@ -107,7 +112,17 @@ public struct ExportSpec: Equatable, Sendable {
             throw ConfigError("--export '\(text.prefix(40))...': the name is longer than \(Limits.maxString) bytes, the protocol's limit")
         }
         var spec = ExportSpec(name: name, path: path)
-        for option in rest.dropFirst() {
+        var options = rest.dropFirst()
+        while let option = options.first {
+            options = options.dropFirst()
+            if option.hasPrefix("desc=") || option.hasPrefix("description=") {
+                let value = option.drop { $0 != "=" }.dropFirst()
+                spec.description = ([String(value)] + options.map(String.init)).joined(separator: ",")
+                guard spec.description.utf8.count <= maxDescription else {
+                    throw ConfigError("--export '\(text.prefix(60))...': the description is \(spec.description.utf8.count) bytes, more than \(maxDescription); shorten it")
+                }
+                break
+            }
             switch option {
             case "readonly", "ro": spec.readOnly = true
             case "rw": spec.readOnly = false

@@ -73,7 +73,8 @@ public final class Server: @unchecked Sendable {
         exports = opened
         self.log = log
         for e in opened {
-            log("export '\(e.spec.name)' \(e.spec.path) (\(e.backend.size) bytes, \(e.spec.readOnly ? "read-only" : "read-write"))")
+            let description = e.spec.description.isEmpty ? "" : ", \"\(e.spec.description)\""
+            log("export '\(e.spec.name)' \(e.spec.path) (\(e.backend.size) bytes, \(e.spec.readOnly ? "read-only" : "read-write")\(description))")
         }
         log("listening on \(listener.text)")
     }

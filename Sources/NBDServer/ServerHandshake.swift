@@ -181,6 +181,14 @@ public struct ServerHandshake {
         case .listMetaContext, .setMetaContext:
             return metaContext(option, data)
 
+        case .startTLS:
+            // Spec "TLS support": a server without TLS configured answers
+            // ERR_POLICY (nbdkit does the same); data is ERR_INVALID.
+            guard data.isEmpty else {
+                return refuse(option, .errInvalid, "STARTTLS takes no data, got \(data.count) bytes")
+            }
+            return refuse(option, .errPolicy, "TLS is not configured")
+
         default:
             // STARTTLS, EXTENDED_HEADERS and anything unknown: the data was
             // drained; say so and go on.

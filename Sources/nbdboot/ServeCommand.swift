@@ -11,7 +11,8 @@ struct ServeCommand: ParsableCommand {
         discussion: """
             Modern form, any number of exports; the first is also the default export "":
               nbdboot serve --listen 127.0.0.1:10809 \\
-                --export root=/srv/root.img,readonly --export home=/srv/home.img
+                --export "root=/srv/root.img,readonly,desc=Debian 12 root, shared" \\
+                --export home=/srv/home.img
             Classic nbd-server form, one export named "" on every IPv4 address
             (or on the host given with --listen HOST):
               nbdboot serve 10809 /srv/root.img
@@ -24,7 +25,7 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Address to listen on: HOST:PORT, [IPV6]:PORT, PORT or unix:PATH (default 0.0.0.0:10809).", valueName: "address"))
     var listen: String?
 
-    @Option(name: .long, help: ArgumentHelp("An export: NAME=PATH, optionally followed by ,readonly. Repeatable.", valueName: "name=path[,readonly]"))
+    @Option(name: .long, help: ArgumentHelp("An export: NAME=PATH, optionally followed by ,readonly and, last, ,desc=TEXT (TEXT runs to the end, commas included; clients see it in NBD_INFO_DESCRIPTION and the export list). Repeatable.", valueName: "name=path[,readonly][,desc=text]"))
     var export: [String] = []
 
     @Argument(help: ArgumentHelp("Classic form: PORT FILE.", valueName: "port file"))

@@ -148,7 +148,7 @@ final class ServerHandshakeTests: XCTestCase {
     }
 
     func testUnsupportedOptionsAreErrUnsupAndNegotiationGoesOn() {
-        for code in [OptionCode.startTLS, .extendedHeaders, OptionCode(0x765_4321)] {
+        for code in [OptionCode.extendedHeaders, .peekExport, OptionCode(0x765_4321)] {
             var m = machine()
             let step = option(&m, code, [1, 2, 3, 4])
             XCTAssertEqual(step.next, .readOption, code.name)
@@ -239,6 +239,38 @@ final class ServerHandshakeTests: XCTestCase {
         XCTAssertEqual(decodeReplies(option(&cleared, .setMetaContext, [1, 2]).send).map { $0.0 }, [.errInvalid])
         XCTAssertEqual(option(&cleared, .exportName, Array("root".utf8)).next, .transmit(exportIndex: 0))
         XCTAssertNil(cleared.session.allocationContext)
+    }
+
+    func testStartTLSIsPolicyWithAMessage() {
+        var m = machine()
+        let step = option(&m, .startTLS)
+        XCTAssertEqual(step.next, .readOption)
+        let message = Array("TLS is not configured".utf8)
+        XCTAssertEqual(step.send, [0x00, 0x03, 0xe8, 0x89, 0x04, 0x55, 0x65, 0xa9] + [0, 0, 0, 5] + [0x80, 0, 0, 2]
+                       + [0, 0, 0, UInt8(message.count)] + message)
+        XCTAssertEqual(decodeReplies(option(&m, .startTLS, [1]).send).map { $0.0 }, [.errInvalid])
+        // Negotiation goes on in plain text.
+        XCTAssertEqual(option(&m, .go, InfoRequest(name: "root").encode()).next, .transmit(exportIndex: 0))
+    }
+
+    func testExtendedHeadersIsUnsup() {
+        var m = machine()
+        _ = option(&m, .structuredReply)
+        let replies = decodeReplies(option(&m, .extendedHeaders).send)
+        XCTAssertEqual(replies.map { $0.0 }, [.errUnsup])
+        XCTAssertEqual(String(decoding: replies[0].1, as: UTF8.self), "EXTENDED_HEADERS is not supported by nbdboot serve")
+    }
+
+    func testInfoForTheDefaultExportNamesIt() throws {
+        var m = machine()
+        let replies = decodeReplies(option(&m, .info, InfoRequest(name: "", requests: [.name, .description, .blockSize]).encode()).send)
+        XCTAssertEqual(replies.map { $0.0 }, [.info, .info, .info, .info, .ack])
+        XCTAssertEqual(try replies.dropLast().map { try Info.decode($0.1) },
+                       [.export(size: 0x10_0000, flags: flags), .blockSize(minimum: 1, preferred: 4096, maximum: 32 << 20),
+                        .name("root"), .description("station root")])
+        // No description: none sent even when asked.
+        let home = decodeReplies(option(&m, .info, InfoRequest(name: "home", requests: [.description]).encode()).send)
+        XCTAssertEqual(home.map { $0.0 }, [.info, .info, .ack])
     }
 
     func testOversizedOptionClosesBeforeReadingData() {
