@@ -172,6 +172,9 @@ public struct ServerConfig: Equatable, Sendable {
             }
             seen.append(e.name)
         }
+        if oldstyle && exports.count != 1 {
+            throw ConfigError("--oldstyle serves exactly one export per listener (the oldstyle greeting names none), got \(exports.count); run one server per export, each with its own --listen port")
+        }
         self.listen = listen
         self.exports = exports
         self.limits = limits

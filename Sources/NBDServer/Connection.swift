@@ -14,14 +14,16 @@ final class Connection: @unchecked Sendable {
     let fd: Int32
     let peer: String
     private let exports: [Export]
+    private let oldstyle: Bool
     private let log: Logger
     private var requests = 0
 
-    init(id: Int, fd: Int32, peer: String, exports: [Export], log: Logger) {
+    init(id: Int, fd: Int32, peer: String, exports: [Export], oldstyle: Bool = false, log: Logger) {
         self.id = id
         self.fd = fd
         self.peer = peer
         self.exports = exports
+        self.oldstyle = oldstyle
         self.log = log
     }
 
@@ -30,7 +32,15 @@ final class Connection: @unchecked Sendable {
     /// Runs the connection to its end. The owner closes the socket afterwards
     /// (under its lock, so a shutdown never reaches a recycled descriptor).
     func run() {
-        if let (index, session) = handshake() {
+        if oldstyle {
+            // Spec "Oldstyle negotiation": NBDMAGIC, 0x00420281861253, size,
+            // 32-bit flags, 124 zeroes, and transmission starts; the client
+            // says nothing and gets simple replies only.
+            let e = exports[0].info
+            guard send(OldstyleGreeting(exportSize: e.size, flags: e.flags).encode()) else { return }
+            note("export '\(e.name)' via oldstyle greeting (\(e.size) bytes, flags 0x\(hex(UInt64(e.flags.rawValue))))")
+            transmission(exports[0], Session())
+        } else if let (index, session) = handshake() {
             transmission(exports[index], session)
         }
     }

@@ -41,6 +41,7 @@ public final class Server: @unchecked Sendable {
     public var address: String { listener.text }
 
     private let listener: Listener
+    private let config: ServerConfig
     private let log: Logger
     private let wake: (read: Int32, write: Int32)
     private let monitor = Monitor()
@@ -71,12 +72,13 @@ public final class Server: @unchecked Sendable {
         _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
         wake = (fds[0], fds[1])
         exports = opened
+        self.config = config
         self.log = log
         for e in opened {
             let description = e.spec.description.isEmpty ? "" : ", \"\(e.spec.description)\""
             log("export '\(e.spec.name)' \(e.spec.path) (\(e.backend.size) bytes, \(e.spec.readOnly ? "read-only" : "read-write")\(description))")
         }
-        log("listening on \(listener.text)")
+        log("listening on \(listener.text)\(config.oldstyle ? " (oldstyle protocol)" : "")")
     }
 
     /// Accepts connections until `stop()`, then shuts them down and returns.
@@ -146,7 +148,7 @@ public final class Server: @unchecked Sendable {
 
     private func start(_ fd: Int32, peer: String) {
         let connection: Connection = monitor.locked {
-            let c = Connection(id: nextID, fd: fd, peer: peer, exports: exports, log: log)
+            let c = Connection(id: nextID, fd: fd, peer: peer, exports: exports, oldstyle: config.oldstyle, log: log)
             nextID += 1
             connections[c.id] = c
             return c

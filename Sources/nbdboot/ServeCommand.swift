@@ -16,6 +16,8 @@ struct ServeCommand: ParsableCommand {
             Classic nbd-server form, one export named "" on every IPv4 address
             (or on the host given with --listen HOST):
               nbdboot serve 10809 /srv/root.img
+            Oldstyle protocol, exactly one export per listener (BusyBox nbd-client without -N):
+              nbdboot serve --oldstyle --listen 127.0.0.1:10810 --export root=/srv/root.img
             Runs in the foreground and logs one line per event to stderr; prints \
             "nbdboot serve: listening on ADDRESS" once bound; SIGINT/SIGTERM stop it \
             (exit 0). Bad arguments exit 2, a server that cannot start exits 1.
@@ -27,6 +29,9 @@ struct ServeCommand: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("An export: NAME=PATH, optionally followed by ,readonly and, last, ,desc=TEXT (TEXT runs to the end, commas included; clients see it in NBD_INFO_DESCRIPTION and the export list). Repeatable.", valueName: "name=path[,readonly][,desc=text]"))
     var export: [String] = []
+
+    @Flag(name: .long, help: "Speak the oldstyle protocol (152-byte greeting, no options), as the original nbd-server did and BusyBox's nbd-client without -N expects. Exactly one export.")
+    var oldstyle = false
 
     @Argument(help: ArgumentHelp("Classic form: PORT FILE.", valueName: "port file"))
     var classic: [String] = []
@@ -48,7 +53,7 @@ struct ServeCommand: ParsableCommand {
             let address = try listen.map { (text) throws(ConfigError) in try ListenAddress.parse(text) } ?? .default
             var specs: [ExportSpec] = []
             for text in export { specs.append(try ExportSpec.parse(text)) }
-            return try ServerConfig(listen: address, exports: specs)
+            return try ServerConfig(listen: address, exports: specs, oldstyle: oldstyle)
         }
         guard classic.count == 2 else {
             throw ConfigError("classic form takes exactly PORT FILE, got \(classic.count) argument(s) '\(classic.joined(separator: " "))'; or use --listen HOST:PORT --export NAME=PATH")
@@ -66,7 +71,8 @@ struct ServeCommand: ParsableCommand {
             }
             host = bracketed ? String(listen.dropFirst().dropLast()) : listen
         }
-        return try ServerConfig(listen: .tcp(host: host, port: port), exports: [ExportSpec(name: "", path: classic[1])])
+        return try ServerConfig(listen: .tcp(host: host, port: port), exports: [ExportSpec(name: "", path: classic[1])],
+                                oldstyle: oldstyle)
     }
 
     private func fail(_ message: String, code: Int32) -> Never {
