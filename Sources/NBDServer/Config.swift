@@ -172,6 +172,15 @@ public struct ServerConfig: Equatable, Sendable {
             }
             seen.append(e.name)
         }
+        guard limits.handshakeTimeout > 0 && limits.handshakeTimeout <= 86400 else {
+            throw ConfigError("--handshake-timeout \(limits.handshakeTimeout): give the seconds a client may take for the handshake, above 0 and at most 86400, e.g. 30")
+        }
+        guard limits.maxConnections >= 1 else {
+            throw ConfigError("--max-connections \(limits.maxConnections): give how many connections may be open at once, at least 1, e.g. 1024")
+        }
+        guard limits.maxOptions >= 1 else {
+            throw ConfigError("the option limit \(limits.maxOptions) must be at least 1")
+        }
         if oldstyle && exports.count != 1 {
             throw ConfigError("--oldstyle serves exactly one export per listener (the oldstyle greeting names none), got \(exports.count); run one server per export, each with its own --listen port")
         }

@@ -47,6 +47,10 @@ public final class Server: @unchecked Sendable {
     private let monitor = Monitor()
     private var connections: [Int: Connection] = [:]
     private var nextID = 1
+    /// Connections refused at the cap since the last log line about it, and
+    /// when that line was written (one line per second at most under a flood).
+    private var refused = 0
+    private var refusedLogged = -1.0
 
     /// Opens every export and binds the socket; logs "listening on ADDRESS".
     public init(config: ServerConfig, log: Logger) throws(ServerError) {
@@ -147,11 +151,26 @@ public final class Server: @unchecked Sendable {
     }
 
     private func start(_ fd: Int32, peer: String) {
-        let connection: Connection = monitor.locked {
-            let c = Connection(id: nextID, fd: fd, peer: peer, exports: exports, oldstyle: config.oldstyle, log: log)
+        let connection: Connection? = monitor.locked {
+            if connections.count >= config.limits.maxConnections {
+                refused += 1
+                let now = monotonicSeconds()
+                if now - refusedLogged >= 1 {
+                    log("refusing connection from \(peer): \(connections.count) connections are open, the limit set by --max-connections (\(config.limits.maxConnections)); \(refused) refused since the last such line")
+                    refusedLogged = now
+                    refused = 0
+                }
+                return nil
+            }
+            let c = Connection(id: nextID, fd: fd, peer: peer, exports: exports, oldstyle: config.oldstyle,
+                               limits: config.limits, log: log)
             nextID += 1
             connections[c.id] = c
             return c
+        }
+        guard let connection else {
+            _ = Glibc.close(fd)
+            return
         }
         log("conn \(connection.id) from \(peer)")
         do {

@@ -90,7 +90,17 @@ public struct ServerHandshake {
     /// value will do; LIST replies use the reserved 0).
     public static let allocationContextID: UInt32 = 1
 
-    public init(exports: [ExportInfo]) { self.exports = exports }
+    /// Options one handshake may send; the next one closes the connection
+    /// (spec "Termination of the session": a server MAY hard-disconnect to
+    /// protect itself). Real clients send a handful.
+    public let maxOptions: Int
+    /// Options received so far.
+    public private(set) var optionCount = 0
+
+    public init(exports: [ExportInfo], maxOptions: Int = 64) {
+        self.exports = exports
+        self.maxOptions = maxOptions
+    }
 
     /// The 18-byte greeting: NBDMAGIC, IHAVEOPT, FIXED_NEWSTYLE|NO_ZEROES.
     public func greeting() -> [UInt8] { NewstyleGreeting(flags: Self.handshakeFlags).encode() }
@@ -106,9 +116,14 @@ public struct ServerHandshake {
         }
     }
 
-    /// A 16-byte option header: a bad magic or data longer than
-    /// `Limits.maxOptionLength` closes before anything is allocated.
-    public func receiveOptionHeader(_ bytes: [UInt8]) -> Step {
+    /// A 16-byte option header: a bad magic, data longer than
+    /// `Limits.maxOptionLength` or one option more than `maxOptions` closes
+    /// before anything is allocated.
+    public mutating func receiveOptionHeader(_ bytes: [UInt8]) -> Step {
+        optionCount += 1
+        if optionCount > maxOptions {
+            return Step(next: .close(reason: "more than \(maxOptions) options in one handshake; a client that never decides is closed"))
+        }
         do {
             let header = try OptionHeader.decode(bytes, limit: Limits.maxOptionLength)
             return Step(next: .readOptionData(header))

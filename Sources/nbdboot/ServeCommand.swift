@@ -33,6 +33,12 @@ struct ServeCommand: ParsableCommand {
     @Flag(name: .long, help: "Speak the oldstyle protocol (152-byte greeting, no options), as the original nbd-server did and BusyBox's nbd-client without -N expects. Exactly one export.")
     var oldstyle = false
 
+    @Option(name: .long, help: ArgumentHelp("Seconds a client has to finish the handshake before it is closed (default 30).", valueName: "seconds"))
+    var handshakeTimeout: Double = 30
+
+    @Option(name: .long, help: ArgumentHelp("Connections open at once; more are closed at once, with a log line (default 1024).", valueName: "n"))
+    var maxConnections: Int = 1024
+
     @Argument(help: ArgumentHelp("Classic form: PORT FILE.", valueName: "port file"))
     var classic: [String] = []
 
@@ -48,12 +54,16 @@ struct ServeCommand: ParsableCommand {
         server.runUntilSignalled()
     }
 
+    private var limits: ServerLimits {
+        ServerLimits(handshakeTimeout: handshakeTimeout, maxConnections: maxConnections)
+    }
+
     private func makeConfig() throws(ConfigError) -> ServerConfig {
         if classic.isEmpty {
             let address = try listen.map { (text) throws(ConfigError) in try ListenAddress.parse(text) } ?? .default
             var specs: [ExportSpec] = []
             for text in export { specs.append(try ExportSpec.parse(text)) }
-            return try ServerConfig(listen: address, exports: specs, oldstyle: oldstyle)
+            return try ServerConfig(listen: address, exports: specs, limits: limits, oldstyle: oldstyle)
         }
         guard classic.count == 2 else {
             throw ConfigError("classic form takes exactly PORT FILE, got \(classic.count) argument(s) '\(classic.joined(separator: " "))'; or use --listen HOST:PORT --export NAME=PATH")
@@ -72,7 +82,7 @@ struct ServeCommand: ParsableCommand {
             host = bracketed ? String(listen.dropFirst().dropLast()) : listen
         }
         return try ServerConfig(listen: .tcp(host: host, port: port), exports: [ExportSpec(name: "", path: classic[1])],
-                                oldstyle: oldstyle)
+                                limits: limits, oldstyle: oldstyle)
     }
 
     private func fail(_ message: String, code: Int32) -> Never {

@@ -274,7 +274,7 @@ final class ServerHandshakeTests: XCTestCase {
     }
 
     func testOversizedOptionClosesBeforeReadingData() {
-        let m = machine()
+        var m = machine()
         let header = OptionHeader(option: .go, length: Limits.maxOptionLength + 1).encode()
         guard case .close(let reason) = m.receiveOptionHeader(header).next else { return XCTFail("must close") }
         XCTAssertTrue(reason.contains("exceeds"), reason)
@@ -282,8 +282,21 @@ final class ServerHandshakeTests: XCTestCase {
                        .readOptionData(OptionHeader(option: .go, length: Limits.maxOptionLength)))
     }
 
+    func testOptionCountIsCapped() {
+        var m = ServerHandshake(exports: exports, maxOptions: 3)
+        _ = m.receiveClientFlags(ClientFlagsMessage.encode([.fixedNewstyle]))
+        for _ in 0..<3 {
+            XCTAssertEqual(decodeReplies(option(&m, .list).send).last?.0, .ack)
+        }
+        guard case .close(let reason) = m.receiveOptionHeader(OptionHeader(option: .list, length: 0).encode()).next else {
+            return XCTFail("the 4th option must close")
+        }
+        XCTAssertEqual(reason, "more than 3 options in one handshake; a client that never decides is closed")
+        XCTAssertEqual(ServerHandshake(exports: exports).maxOptions, 64)
+    }
+
     func testBadOptionMagicCloses() {
-        let m = machine()
+        var m = machine()
         guard case .close = m.receiveOptionHeader([UInt8](repeating: 0x41, count: 16)).next else { return XCTFail("must close") }
     }
 
