@@ -1,6 +1,7 @@
-// A test client that speaks the handshake by hand, so a test can negotiate
+// Test support: RawClient speaks the handshake by hand, so a test can negotiate
 // structured replies and metadata contexts (NBDWire's `negotiate` does
 // neither, as the kernel's client must not), and read structured replies.
+// ServerFixture runs a Server on a Unix socket in a temporary directory.
 import Glibc
 import LinuxSys
 import NBDWire
