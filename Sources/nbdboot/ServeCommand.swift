@@ -33,10 +33,10 @@ struct ServeCommand: ParsableCommand {
     @Flag(name: .long, help: "Speak the oldstyle protocol (152-byte greeting, no options), as the original nbd-server did and BusyBox's nbd-client without -N expects. Exactly one export.")
     var oldstyle = false
 
-    @Option(name: .long, help: ArgumentHelp("Seconds a client has to finish the handshake before it is closed (default 30).", valueName: "seconds"))
+    @Option(name: .long, help: ArgumentHelp("Seconds a client has from connecting to the end of the handshake; a slower one is closed.", valueName: "seconds"))
     var handshakeTimeout: Double = 30
 
-    @Option(name: .long, help: ArgumentHelp("Connections open at once; more are closed at once, with a log line (default 1024).", valueName: "n"))
+    @Option(name: .long, help: ArgumentHelp("Connections open at once; further ones are closed right after accept, with a log line.", valueName: "n"))
     var maxConnections: Int = 1024
 
     @Argument(help: ArgumentHelp("Classic form: PORT FILE.", valueName: "port file"))
