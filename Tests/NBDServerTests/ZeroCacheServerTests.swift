@@ -65,7 +65,7 @@ final class ZeroCacheServerTests: XCTestCase {
         // With NO_HOLE: zeroes, the space stays allocated.
         XCTAssertEqual(try zero(c, 524288, 262144, [.noHole, .fua]), .ok)
         XCTAssertEqual(try read(c, 524288, 262144), [UInt8](repeating: 0, count: 262144))
-        XCTAssertEqual(fixture.allocated(diskPath), punched)
+        XCTAssertGreaterThanOrEqual(fixture.allocated(diskPath), punched, "NO_HOLE must not free space (metadata may add a block)")
         // FAST_ZERO works on both paths here.
         XCTAssertEqual(try zero(c, 4096, 4096, .fastZero), .ok)
         XCTAssertEqual(try zero(c, 786432, 4096, [.fastZero, .noHole]), .ok)

@@ -33,7 +33,7 @@ assert os.lseek(fd, 0, os.SEEK_HOLE) == M, 'SEEK_HOLE finds no hole at 1 MiB'
 assert os.lseek(fd, M, os.SEEK_DATA) == 2 * M, 'SEEK_DATA: the hole does not end at 2 MiB'
 h.zero(3 * M, 2 * M, nbd.CMD_FLAG_NO_HOLE | nbd.CMD_FLAG_FUA)   # 2..5 MiB: stays allocated
 assert h.pread(3 * M, 2 * M) == bytes(3 * M)
-assert blocks() == b1, 'WRITE_ZEROES with NO_HOLE freed space: %d -> %d' % (b1, blocks())
+assert blocks() >= b1, 'WRITE_ZEROES with NO_HOLE freed space: %d -> %d bytes allocated' % (b1, blocks())   # metadata may add a block
 h.zero(4096, 8 * M, nbd.CMD_FLAG_FAST_ZERO)
 h.cache(16 * M, 0)
 h.cache(4096, 0, nbd.CMD_FLAG_FUA)
