@@ -80,6 +80,8 @@ public struct ExportSpec: Equatable, Sendable {
     public var readOnly: Bool
     /// Sent in NBD_INFO_DESCRIPTION and NBD_REP_SERVER when not empty.
     public var description: String
+    /// Allow list, advertised flags, size override, connection cap (config file keys).
+    public var policy = ExportPolicy()
 
     public init(name: String, path: String, readOnly: Bool = false, description: String = "") {
         self.name = name
@@ -142,18 +144,25 @@ public struct ServerLimits: Equatable, Sendable {
     public var maxOptions: Int
     /// Connections open at once; further ones are closed at accept(2).
     public var maxConnections: Int
+    /// Connections open at once from one client IP address (0: no cap).
+    public var maxPerClient: Int
 
-    public init(handshakeTimeout: Double = 30, maxOptions: Int = 64, maxConnections: Int = 1024) {
+    public init(handshakeTimeout: Double = 30, maxOptions: Int = 64, maxConnections: Int = 1024, maxPerClient: Int = 0) {
         self.handshakeTimeout = handshakeTimeout
         self.maxOptions = maxOptions
         self.maxConnections = maxConnections
+        self.maxPerClient = maxPerClient
     }
 }
 
 /// Everything `Server` needs: where to listen and what to serve.
 public struct ServerConfig: Equatable, Sendable {
-    public var listen: ListenAddress
+    /// Every address to listen on (at least one); `listen` is the first.
+    public var listeners: [ListenAddress]
+    public var listen: ListenAddress { listeners[0] }
     public var exports: [ExportSpec]
+    /// Answer NBD_OPT_LIST (nbd-server's `allowlist`); ERR_POLICY otherwise.
+    public var listAllowed = true
     public var limits: ServerLimits
     /// Speak the oldstyle protocol (spec "Oldstyle negotiation"): the
     /// 152-byte greeting, then transmission on the one export.
@@ -162,15 +171,30 @@ public struct ServerConfig: Equatable, Sendable {
     /// Checks that there is at least one export and that names are unique.
     public init(listen: ListenAddress, exports: [ExportSpec], limits: ServerLimits = ServerLimits(),
                 oldstyle: Bool = false) throws(ConfigError) {
+        try self.init(listeners: [listen], exports: exports, limits: limits, oldstyle: oldstyle)
+    }
+
+    public init(listeners: [ListenAddress], exports: [ExportSpec], limits: ServerLimits = ServerLimits(),
+                oldstyle: Bool = false, listAllowed: Bool = true) throws(ConfigError) {
+        guard !listeners.isEmpty else {
+            throw ConfigError("no address to listen on: add --listen HOST:PORT")
+        }
         guard !exports.isEmpty else {
             throw ConfigError("no export given: add --export NAME=PATH (or use the classic form PORT FILE)")
         }
         var seen: [String] = []
         for e in exports {
             if seen.contains(e.name) {
-                throw ConfigError("--export: the name '\(e.name)' is given twice; each export needs its own name")
+                throw ConfigError("--export: the name '\(e.name)' is given twice (on the command line or in the config file); each export needs its own name")
             }
             seen.append(e.name)
+            let unsupported = e.policy.unsupported
+            if !unsupported.isEmpty {
+                throw ConfigError("export '\(e.name)': \(unsupported.joined(separator: ", ")) needs the per-station copy-on-write backend, which this build of nbdboot does not include yet; remove the key(s) or use a build that has it")
+            }
+        }
+        guard limits.maxPerClient >= 0 else {
+            throw ConfigError("--max-connections-per-client \(limits.maxPerClient): give how many connections one client address may open, at least 1 (0: no cap)")
         }
         guard limits.handshakeTimeout > 0 && limits.handshakeTimeout <= 86400 else {
             throw ConfigError("--handshake-timeout \(limits.handshakeTimeout): give the seconds a client may take for the handshake, above 0 and at most 86400, e.g. 30")
@@ -184,8 +208,9 @@ public struct ServerConfig: Equatable, Sendable {
         if oldstyle && exports.count != 1 {
             throw ConfigError("--oldstyle serves exactly one export per listener (the oldstyle greeting names none), got \(exports.count); run one server per export, each with its own --listen port")
         }
-        self.listen = listen
+        self.listeners = listeners
         self.exports = exports
+        self.listAllowed = listAllowed
         self.limits = limits
         self.oldstyle = oldstyle
     }

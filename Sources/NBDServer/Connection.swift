@@ -25,17 +25,28 @@ final class Connection: @unchecked Sendable {
     let id: Int
     let fd: Int32
     let peer: String
+    /// The client's IP address; nil on a Unix socket.
+    let client: IPAddress?
     private let exports: [Export]
+    /// Answer NBD_OPT_LIST (ServerConfig.listAllowed).
+    private let listAllowed: Bool
+    /// Called when transmission is about to start on an export (ExportTable.attach):
+    /// nil lets it start, a reason closes the connection.
+    private let attach: @Sendable (Export) -> String?
     private let oldstyle: Bool
     private let limits: ServerLimits
     private let log: Logger
     private var requests = 0
 
-    init(id: Int, fd: Int32, peer: String, exports: [Export], oldstyle: Bool = false,
-         limits: ServerLimits = ServerLimits(), log: Logger) {
+    init(id: Int, fd: Int32, peer: String, client: IPAddress? = nil, exports: [Export], oldstyle: Bool = false,
+         limits: ServerLimits = ServerLimits(), listAllowed: Bool = true,
+         attach: @escaping @Sendable (Export) -> String? = { _ in nil }, log: Logger) {
         self.id = id
         self.fd = fd
         self.peer = peer
+        self.client = client
+        self.listAllowed = listAllowed
+        self.attach = attach
         self.exports = exports
         self.oldstyle = oldstyle
         self.limits = limits
@@ -52,12 +63,20 @@ final class Connection: @unchecked Sendable {
             // 32-bit flags, 124 zeroes, and transmission starts; the client
             // says nothing and gets simple replies only.
             let e = exports[0].info
+            if let why = exports[0].spec.policy.refusal(for: client) ?? attach(exports[0]) {
+                note("closed before the oldstyle greeting: \(why)")
+                return
+            }
             setSendTimeout(limits.handshakeTimeout)
             guard send(OldstyleGreeting(exportSize: e.size, flags: e.flags).encode()) else { return }
             setSendTimeout(0)
             note("export '\(e.name)' via oldstyle greeting (\(e.size) bytes, flags 0x\(hex(UInt64(e.flags.rawValue))))")
             transmission(exports[0], Session())
         } else if let (index, session) = handshake() {
+            if let why = attach(exports[index]) {
+                note("closed: \(why)")
+                return
+            }
             transmission(exports[index], session)
         }
     }
@@ -77,7 +96,8 @@ final class Connection: @unchecked Sendable {
     /// wait with poll(2) for what is left of it, sends give up after it
     /// (SO_SNDTIMEO, cleared again for transmission, where clients may idle).
     private func handshake() -> (Int, Session)? {
-        var machine = ServerHandshake(exports: exports.map { $0.info }, maxOptions: limits.maxOptions)
+        var machine = ServerHandshake(exports: exports.map { $0.info }, maxOptions: limits.maxOptions,
+                                      refusals: exports.map { $0.spec.policy.refusal(for: client) }, listAllowed: listAllowed)
         let deadline = monotonicSeconds() + limits.handshakeTimeout
         setSendTimeout(limits.handshakeTimeout)
         defer { setSendTimeout(0) }

@@ -97,10 +97,20 @@ public struct ServerHandshake {
     /// Options received so far.
     public private(set) var optionCount = 0
 
-    public init(exports: [ExportInfo], maxOptions: Int = 64) {
+    /// Per export, why this client may not use it (its allow list), or nil.
+    public let refusals: [String?]
+    /// Whether LIST is answered (nbd-server's `allowlist`).
+    public let listAllowed: Bool
+
+    public init(exports: [ExportInfo], maxOptions: Int = 64, refusals: [String?] = [], listAllowed: Bool = true) {
         self.exports = exports
         self.maxOptions = maxOptions
+        self.refusals = refusals
+        self.listAllowed = listAllowed
     }
+
+    /// Why this client may not use `exports[index]`, or nil.
+    func refusal(_ index: Int) -> String? { index < refusals.count ? refusals[index] : nil }
 
     /// The 18-byte greeting: NBDMAGIC, IHAVEOPT, FIXED_NEWSTYLE|NO_ZEROES.
     public func greeting() -> [UInt8] { NewstyleGreeting(flags: Self.handshakeFlags).encode() }
@@ -141,6 +151,9 @@ public struct ServerHandshake {
             guard let index = find(name) else {
                 return Step(next: .close(reason: "EXPORT_NAME: no export '\(name)' (\(known)); a server can only close here"))
             }
+            if let why = refusal(index) {
+                return Step(next: .close(reason: "EXPORT_NAME '\(name)': \(why); a server can only close here"))
+            }
             let e = exports[index]
             let reply = ExportNameReply(exportSize: e.size, flags: flags(of: e))
             enterTransmission(index)
@@ -153,6 +166,9 @@ public struct ServerHandshake {
             }
             guard let index = find(request.name) else {
                 return refuse(option, .errUnknown, "\(option.name): no export '\(request.name)' (\(known))")
+            }
+            if let why = refusal(index) {
+                return refuse(option, .errPolicy, "\(option.name) '\(request.name)': access denied", log: why)
             }
             let e = exports[index]
             var out = reply(option, .info, Info.export(size: e.size, flags: flags(of: e)).encode())
@@ -171,6 +187,9 @@ public struct ServerHandshake {
         case .list:
             guard data.isEmpty else {
                 return refuse(option, .errInvalid, "LIST takes no data, got \(data.count) bytes")
+            }
+            guard listAllowed else {
+                return refuse(option, .errPolicy, "LIST is disabled on this server (allowlist = false in its configuration)")
             }
             var out: [UInt8] = []
             for e in exports {
@@ -230,6 +249,9 @@ public struct ServerHandshake {
         guard let index = find(request.exportName) else {
             return refuse(option, .errUnknown, "\(option.name): no export '\(request.exportName)' (\(known))")
         }
+        if let why = refusal(index) {
+            return refuse(option, .errPolicy, "\(option.name) '\(request.exportName)': access denied", log: why)
+        }
         let wanted: Bool
         if isSet {
             wanted = request.queries.contains(MetaContextName.baseAllocation)
@@ -275,7 +297,10 @@ public struct ServerHandshake {
         OptionReplyHeader.encode(option, type, data: data)
     }
 
-    private func refuse(_ option: OptionCode, _ type: ReplyType, _ message: String) -> Step {
-        Step(send: reply(option, type, Array(message.utf8.prefix(Limits.maxReplyPayload))), next: .readOption, note: message)
+    /// An error reply carrying `message`; `log` (default: the message) is
+    /// the line for the server's log, which may say more than the client hears.
+    private func refuse(_ option: OptionCode, _ type: ReplyType, _ message: String, log: String? = nil) -> Step {
+        Step(send: reply(option, type, Array(message.utf8.prefix(Limits.maxReplyPayload))), next: .readOption,
+             note: log.map { "\(message): \($0)" } ?? message)
     }
 }
