@@ -159,7 +159,7 @@ final class Connection: @unchecked Sendable {
                 if rejection != nil {
                     guard drain(UInt64(request.length)) else { break }
                 } else {
-                    guard let data = readExactly(Int(request.length), "WRITE payload") else { break }
+                    guard let data = readPayload(Int(request.length)) else { break }
                     payload = data
                 }
             }
@@ -227,6 +227,34 @@ final class Connection: @unchecked Sendable {
             note("reading \(what ?? "a request"): \(error.errno.description)")
             return nil
         }
+    }
+
+    /// Reads a WRITE payload of `count` bytes into an array whose memory is
+    /// allocated but not touched beforehand (unsafeUninitializedCapacity),
+    /// so the pages that become resident are the ones the client really
+    /// sent: a client that announces 64 MiB and stalls costs what it sent,
+    /// not 64 MiB. Nil (logged) when the peer is gone.
+    private func readPayload(_ count: Int) -> [UInt8]? {
+        var failure: String?
+        let data = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            var done = 0
+            while done < count {
+                let n = Glibc.read(fd, buffer.baseAddress! + done, count - done)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 {
+                    failure = n == 0 ? "client closed the connection inside a WRITE payload (\(done) of \(count) bytes)"
+                        : "reading a WRITE payload: \(Errno.current.description)"
+                    break
+                }
+                done += n
+            }
+            initialized = done
+        }
+        if let failure {
+            note(failure)
+            return nil
+        }
+        return data
     }
 
     /// Reads and drops `count` payload bytes of a refused WRITE, 1 MiB at a time.
