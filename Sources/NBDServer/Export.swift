@@ -339,3 +339,15 @@ enum FallocateMode {
 /// cleaner home.
 @_silgen_name("fallocate")
 private func c_fallocate(_ fd: Int32, _ mode: Int32, _ offset: Int64, _ length: Int64) -> Int32
+
+/// Creates `path` as a sparse file of `size` bytes (open O_CREAT|O_EXCL,
+/// ftruncate) when nothing is there; an existing file is left alone.
+func createSparseIfMissing(_ path: String, size: UInt64) throws(SysError) {
+    var st = stat()
+    if stat(path, &st) == 0 { return }
+    let e = Errno.current
+    guard e.rawValue == ENOENT else { throw SysError("stat", e, path) }
+    let fd = try FileDescriptor.open(path, O_CREAT | O_EXCL | O_WRONLY)
+    defer { fd.close() }
+    _ = try sysCall("ftruncate", path) { ftruncate(fd.rawValue, off_t(size)) }
+}

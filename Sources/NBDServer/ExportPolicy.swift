@@ -3,8 +3,6 @@
 // its connections. Set from a config file section (ConfigFile.swift); an
 // export from the command line has the defaults, which keep the behaviour of
 // `--export` unchanged.
-import Glibc
-import LinuxSys
 import NBDWire
 
 public struct ExportPolicy: Equatable, Sendable {
@@ -70,16 +68,4 @@ public struct ExportPolicy: Equatable, Sendable {
         if size != nil { out.append("nbdboot_size") }
         return out
     }
-}
-
-/// Creates `path` as a sparse file of `size` bytes (open O_CREAT|O_EXCL,
-/// ftruncate) when nothing is there; an existing file is left alone.
-func createSparseIfMissing(_ path: String, size: UInt64) throws(SysError) {
-    var st = stat()
-    if stat(path, &st) == 0 { return }
-    let e = Errno.current
-    guard e.rawValue == ENOENT else { throw SysError("stat", e, path) }
-    let fd = try FileDescriptor.open(path, O_CREAT | O_EXCL | O_WRONLY)
-    defer { fd.close() }
-    _ = try sysCall("ftruncate", path) { ftruncate(fd.rawValue, off_t(size)) }
 }
