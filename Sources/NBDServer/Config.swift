@@ -80,6 +80,8 @@ public struct ExportSpec: Equatable, Sendable {
     public var readOnly: Bool
     /// Sent in NBD_INFO_DESCRIPTION and NBD_REP_SERVER when not empty.
     public var description: String
+    /// Copy-on-write or swap, one backend per station (StationOptions.swift); nil for a plain export.
+    public var perStation: PerStation? = nil
 
     public init(name: String, path: String, readOnly: Bool = false, description: String = "") {
         self.name = name
@@ -89,7 +91,7 @@ public struct ExportSpec: Equatable, Sendable {
     }
 
     /// The options that may follow the path, after commas.
-    public static let knownOptions = ["readonly", "ro", "rw"]
+    public static let knownOptions = ["readonly", "ro", "rw"] + StationOptions.names
 
     /// Parses `NAME=PATH[,OPTION...]`. Options: `readonly` (or `ro`), `rw`.
     /// A path cannot contain a comma (everything after the first one is options).
@@ -107,14 +109,17 @@ public struct ExportSpec: Equatable, Sendable {
             throw ConfigError("--export '\(text.prefix(40))...': the name is longer than \(Limits.maxString) bytes, the protocol's limit")
         }
         var spec = ExportSpec(name: name, path: path)
+        var stationOptions = StationOptions()
         for option in rest.dropFirst() {
             switch option {
             case "readonly", "ro": spec.readOnly = true
             case "rw": spec.readOnly = false
             default:
+                if try stationOptions.take(String(option), input: text) { continue }
                 throw ConfigError("--export '\(text)': unknown option '\(option)' after the path; known options: \(knownOptions.joined(separator: ", "))")
             }
         }
+        spec.perStation = try stationOptions.resolve(path: path, readOnly: spec.readOnly, input: text)
         return spec
     }
 }

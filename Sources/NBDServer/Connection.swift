@@ -16,6 +16,8 @@ final class Connection: @unchecked Sendable {
     private let exports: [Export]
     private let log: Logger
     private var requests = 0
+    /// The export name the client asked for, e.g. "root@st1" (per-station exports).
+    private var requestedName = ""
 
     init(id: Int, fd: Int32, peer: String, exports: [Export], log: Logger) {
         self.id = id
@@ -30,8 +32,10 @@ final class Connection: @unchecked Sendable {
     /// Runs the connection to its end. The owner closes the socket afterwards
     /// (under its lock, so a shutdown never reaches a recycled descriptor).
     func run() {
-        if let index = handshake() {
-            transmission(exports[index])
+        if let index = handshake(),
+           let export = exports[index].attachStation(requested: requestedName, peer: peer, note: { note($0) }) {
+            transmission(export)
+            export.detachStation()
         }
     }
 
@@ -66,6 +70,7 @@ final class Connection: @unchecked Sendable {
                 note("closed during handshake: \(reason)")
                 return nil
             case .transmit(let index):
+                requestedName = machine.selectedName
                 let e = exports[index].info
                 note("export '\(e.name)' via \(lastOption.name) (\(e.size) bytes, flags 0x\(hex(UInt64(e.flags.rawValue))))")
                 return index

@@ -122,7 +122,7 @@ public final class Export: Sendable {
 
     /// Opens the export's file.
     public convenience init(spec: ExportSpec) throws(SysError) {
-        self.init(spec: spec, backend: try FileBackend(path: spec.path, readOnly: spec.readOnly))
+        self.init(spec: spec, backend: try openExportBackend(spec))
     }
 
     /// HAS_FLAGS|SEND_FLUSH|SEND_FUA|SEND_TRIM|CAN_MULTI_CONN, plus READ_ONLY.
@@ -135,8 +135,10 @@ public final class Export: Sendable {
     }
 
     public var info: ExportInfo {
-        ExportInfo(name: spec.name, description: spec.description, size: backend.size,
-                   flags: Self.flags(readOnly: spec.readOnly))
+        var info = ExportInfo(name: spec.name, description: spec.description, size: backend.size,
+                               flags: Self.flags(readOnly: spec.readOnly))
+        info.perStation = isPerStation
+        return info
     }
 
     public var gate: GateExport {
