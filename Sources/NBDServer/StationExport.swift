@@ -56,17 +56,19 @@ final class StationPool: @unchecked Sendable {
         return (StationLease(backend) { [self] in release(station) }, users)
     }
 
+    /// Closes under the pool's lock: a station reconnecting right now must
+    /// not try to open (and lock) its files while the old descriptors still
+    /// hold the flock, or it would be refused as "in use".
     private func release(_ station: String) {
-        let last: (any BlockBackend)? = monitor.locked {
-            guard let entry = open[station] else { return nil }
+        monitor.locked {
+            guard let entry = open[station] else { return }
             if entry.users > 1 {
                 open[station] = (entry.backend, entry.users - 1)
-                return nil
+                return
             }
             open[station] = nil
-            return entry.backend
+            entry.backend.close()
         }
-        last?.close()
     }
 
     /// Stations open right now.

@@ -40,7 +40,7 @@ public enum StationName {
     /// The default station name from the peer text the listener prints
     /// ("10.0.2.15:40312", "[fe80::1]:40312", "unix socket"): the address
     /// without the port. An IPv4-mapped IPv6 address gives the IPv4 address;
-    /// other IPv6 addresses have ':' replaced by '-' ("fe80--1"), and a zone
+    /// other IPv6 addresses have ':' replaced by '-' ("fe80--1", "::1" gives "0--1"), and a zone
     /// ("%eth0") by '_'. nil for a Unix socket peer, which has no address:
     /// such a client must name itself (`root@NAME`).
     public static func fromPeer(_ peer: String) -> String? {
@@ -50,6 +50,8 @@ public enum StationName {
             host = peer[peer.index(after: peer.startIndex)..<close]
             let lower = host.lowercased()
             if lower.hasPrefix("::ffff:"), !host.dropFirst(7).contains(":") { host = host.dropFirst(7) }
+            // "::1" is "0::1": a name must start with a letter or a digit.
+            else if host.hasPrefix(":") { host = "0" + host }
         } else {
             guard let colon = peer.lastIndex(of: ":") else { return nil }
             host = peer[..<colon]
