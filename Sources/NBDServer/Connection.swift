@@ -16,8 +16,8 @@ final class Connection: @unchecked Sendable {
     private let exports: [Export]
     private let log: Logger
     private var requests = 0
-    /// The export name the client asked for, e.g. "root@st1" (per-station exports).
-    private var requestedName = ""
+    /// A per-station export's view for this connection's station (StationExport.swift).
+    private var attached: Export?
 
     init(id: Int, fd: Int32, peer: String, exports: [Export], log: Logger) {
         self.id = id
@@ -32,11 +32,10 @@ final class Connection: @unchecked Sendable {
     /// Runs the connection to its end. The owner closes the socket afterwards
     /// (under its lock, so a shutdown never reaches a recycled descriptor).
     func run() {
-        if let index = handshake(),
-           let export = exports[index].attachStation(requested: requestedName, peer: peer, note: { note($0) }) {
-            transmission(export)
-            export.detachStation()
+        if let index = handshake() {
+            transmission(attached ?? exports[index])
         }
+        attached?.detachStation()
     }
 
     /// Stops reading (server shutdown): the reader sees end of stream,
@@ -56,6 +55,9 @@ final class Connection: @unchecked Sendable {
         var step = machine.receiveClientFlags(flags)
         var lastOption = OptionCode(0)
         while true {
+            if case .transmit(let index) = step.next {
+                (step, attached) = exports[index].admit(step, option: lastOption, requested: machine.selectedName, peer: peer)
+            }
             if let line = step.note { note(line) }
             if !step.send.isEmpty && !send(step.send) { return nil }
             switch step.next {
@@ -70,7 +72,6 @@ final class Connection: @unchecked Sendable {
                 note("closed during handshake: \(reason)")
                 return nil
             case .transmit(let index):
-                requestedName = machine.selectedName
                 let e = exports[index].info
                 note("export '\(e.name)' via \(lastOption.name) (\(e.size) bytes, flags 0x\(hex(UInt64(e.flags.rawValue))))")
                 return index

@@ -3,15 +3,17 @@
 // connection, the station's own backend (Overlay or SwapFile) behind a lease.
 //
 //   Server.init -> openExportBackend(spec)        CowBase / SwapBase / FileBackend
-//   Connection.run, after the handshake:
-//     export.attachStation(requested: "root@st1", peer: ...)  -> Export over a StationLease
-//     ... transmission ...
+//   Connection.handshake, on the step that enters transmission (before its reply):
+//     export.admit(step, option:, requested: "root@st1", peer:)  -> Export over a StationLease,
+//                                                   or a refusal step (ERR_UNKNOWN + reason)
+//   Connection.run, after transmission:
 //     export.detachStation()                       last lease of a station closes it
 //
 // Every connection of one station shares one Overlay/SwapFile (StationPool),
 // so a FLUSH on any of them covers the writes of all: CAN_MULTI_CONN holds.
 import Glibc
 import LinuxSys
+import NBDWire
 
 /// Opens what an export spec names: a plain file or device, a cow export's
 /// base (read-only, overlays directory created if missing) or a swap
@@ -190,13 +192,18 @@ extension Export {
     /// True for cow and swap exports: their clients may ask for `NAME@STATION`.
     var isPerStation: Bool { backend is StationProvider }
 
-    /// The export a connection transmits on. For a per-station export: the
-    /// station is the one named in `requested` (`root@st1`), else the client's
-    /// address from `peer`; its backend is opened or shared. nil (after a
-    /// line to `note`) when the station has no name or its backend cannot be
-    /// opened: the connection then closes.
-    func attachStation(requested: String, peer: String, note: (String) -> Void) -> Export? {
-        guard let provider = backend as? StationProvider else { return self }
+    /// Admission at the end of the handshake, before the reply that enters
+    /// transmission is sent (Connection calls it on every `.transmit` step).
+    /// A plain export passes as it is. For a per-station export the station is
+    /// the one named in `requested` (`root@st1`), else the client's address
+    /// from `peer`; its backend is opened (or shared) and the connection gets
+    /// an Export over it. When that fails (no name for a Unix-socket client,
+    /// overlay in use by another process, base changed...) the step becomes
+    /// a refusal: NBD_REP_ERR_UNKNOWN with the reason for GO (the client may
+    /// try again), a close for EXPORT_NAME (which cannot be refused).
+    func admit(_ step: ServerHandshake.Step, option: OptionCode, requested: String, peer: String)
+        -> (step: ServerHandshake.Step, export: Export?) {
+        guard let provider = backend as? StationProvider else { return (step, nil) }
         let parts = StationName.split(requested)
         let station: String
         if requested != spec.name, let given = parts.station, StationName.isValid(given) {
@@ -204,17 +211,24 @@ extension Export {
         } else if let fromPeer = StationName.fromPeer(peer) {
             station = fromPeer
         } else {
-            note("export '\(spec.name)' is per station and the client (\(peer)) has no address to name it by; ask for '\(spec.name)@STATION'; closing")
-            return nil
+            return (refusal(option, "export '\(spec.name)' is per station and this client (\(peer)) has no address to name it by; ask for '\(spec.name)@STATION'"), nil)
         }
         do {
             let (lease, line) = try provider.attach(station: station)
-            note(line)
-            return Export(spec: spec, backend: lease)
+            var admitted = step
+            admitted.note = [step.note, line].compactMap { $0 }.joined(separator: "; ")
+            return (admitted, Export(spec: spec, backend: lease))
         } catch {
-            note("\(error.description); closing")
-            return nil
+            return (refusal(option, error.description), nil)
         }
+    }
+
+    /// NBD_REP_ERR_UNKNOWN with the reason, or a close for EXPORT_NAME.
+    private func refusal(_ option: OptionCode, _ problem: String) -> ServerHandshake.Step {
+        if option == .exportName { return ServerHandshake.Step(next: .close(reason: "EXPORT_NAME: \(problem)")) }
+        let line = "\(option.name): \(problem)"
+        return ServerHandshake.Step(send: OptionReplyHeader.encode(option, .errUnknown, data: Array(line.utf8.prefix(Limits.maxReplyPayload))),
+                                    next: .readOption, note: line)
     }
 
     /// Gives the station's backend back (the last connection closes it).

@@ -61,15 +61,35 @@ final class OverlayServerTests: XCTestCase {
     }
 
     func testUnixClientWithoutStationAndBadStationNames() throws {
-        // GO succeeds, but a Unix-socket client has no address to be named by: closed.
-        let anonymous = try TestClient.connect(socketPath, export: "root")
-        XCTAssertThrowsError(try anonymous.roundTrip(Request(command: .read, cookie: 1, offset: 0, length: 1)))
-        anonymous.close()
+        // A Unix-socket client has no address to be named by: GO is refused with the reason.
+        XCTAssertThrowsError(try TestClient.connect(socketPath, export: "root")) { error in
+            XCTAssertTrue("\(error)".contains("STATION"), "\(error)")
+        }
+        // EXPORT_NAME cannot be refused: the server closes.
+        XCTAssertThrowsError(try TestClient.connect(socketPath, export: "root", forceExportName: true))
         XCTAssertThrowsError(try TestClient.connect(socketPath, export: "root@bad/name"))
         XCTAssertThrowsError(try TestClient.connect(socketPath, export: "root@.."))
         let lines = log.all
-        XCTAssertTrue(lines.contains { $0.contains("ask for 'root@STATION'") }, "\(lines)")
+        XCTAssertTrue(lines.contains { $0.contains("GO: export 'root' is per station") && $0.contains("ask for 'root@STATION'") }, "\(lines)")
+        XCTAssertTrue(lines.contains { $0.contains("closed during handshake: EXPORT_NAME: export 'root' is per station") }, "\(lines)")
         XCTAssertTrue(lines.contains { $0.contains("'root@bad/name': a station name may hold only") }, "\(lines)")
+    }
+
+    /// An overlay another process holds (here: opened directly by the test)
+    /// is refused in the handshake with the reason, and the other stations
+    /// are served as usual.
+    func testOverlayInUseElsewhereIsRefusedInTheHandshake() throws {
+        let base = try FileBackend(path: basePath, readOnly: true)
+        defer { base.close() }
+        let held = try Overlay(dir: dir + "/ov", station: "held", base: base, basePath: basePath,
+                               identity: Files.identity(basePath), now: 1)
+        defer { held.close() }
+        XCTAssertThrowsError(try TestClient.connect(socketPath, export: "root@held")) { error in
+            XCTAssertTrue("\(error)".contains("in use by a running server"), "\(error)")
+        }
+        let other = try TestClient.connect(socketPath, export: "root@free")
+        XCTAssertEqual(try other.roundTrip(Request(command: .read, cookie: 1, offset: 0, length: 4)).1, Array(baseBytes[0..<4]))
+        other.close()
     }
 
     func testSwapFileIsPerStationAndSurvivesReconnect() throws {
