@@ -73,7 +73,7 @@ public final class Server: @unchecked Sendable {
         exports = opened
         self.log = log
         for e in opened {
-            log("export '\(e.spec.name)' \(e.spec.path) (\(e.backend.size) bytes, \(e.spec.readOnly ? "read-only" : "read-write"))")
+            log("export '\(e.spec.name)' \(e.spec.path) (\(e.backend.size) bytes, \(e.mode))")
         }
         log("listening on \(listener.text)")
     }

@@ -189,6 +189,16 @@ final class SwapBase: BlockBackend, StationProvider, @unchecked Sendable {
 }
 
 extension Export {
+    /// For the server's start-up log: "read-only", "read-write",
+    /// "copy-on-write, overlays in DIR" or "swap files of N bytes in DIR".
+    var mode: String {
+        switch spec.perStation {
+        case .cow(let overlays)?: return "copy-on-write, one overlay per station in \(overlays)"
+        case .swap(let size)?: return "swap, one file of \(size) bytes per station in \(spec.path)"
+        case nil: return spec.readOnly ? "read-only" : "read-write"
+        }
+    }
+
     /// True for cow and swap exports: their clients may ask for `NAME@STATION`.
     var isPerStation: Bool { backend is StationProvider }
 

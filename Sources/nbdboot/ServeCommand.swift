@@ -12,6 +12,11 @@ struct ServeCommand: ParsableCommand {
             Modern form, any number of exports; the first is also the default export "":
               nbdboot serve --listen 127.0.0.1:10809 \\
                 --export root=/srv/root.img,readonly --export home=/srv/home.img
+            Per station (docs/overlays.md): a copy-on-write overlay over a shared base
+            that is never written, and a swap file; a station asks for NAME@STATION
+            or is known by its IP address; manage them with `nbdboot overlay`:
+              nbdboot serve --export root=/srv/root.img,cow[,overlays=DIR] \\
+                --export swap=/srv/swap,swap,size=512M
             Classic nbd-server form, one export named "" on every IPv4 address
             (or on the host given with --listen HOST):
               nbdboot serve 10809 /srv/root.img
@@ -24,7 +29,7 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Address to listen on: HOST:PORT, [IPV6]:PORT, PORT or unix:PATH (default 0.0.0.0:10809).", valueName: "address"))
     var listen: String?
 
-    @Option(name: .long, help: ArgumentHelp("An export: NAME=PATH, optionally followed by ,readonly. Repeatable.", valueName: "name=path[,readonly]"))
+    @Option(name: .long, help: ArgumentHelp("An export: NAME=PATH, optionally followed by ,readonly; or NAME=PATH,cow[,overlays=DIR]; or NAME=DIR,swap,size=N. Repeatable.", valueName: "name=path[,options]"))
     var export: [String] = []
 
     @Argument(help: ArgumentHelp("Classic form: PORT FILE.", valueName: "port file"))
