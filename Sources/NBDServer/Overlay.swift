@@ -31,6 +31,9 @@ public final class Overlay: BlockBackend, @unchecked Sendable {
 
     private let base: any BlockBackend
     private let data: Int32
+    /// A second, read-only descriptor of the data file for BLOCK_STATUS
+    /// (FileBackend's SEEK_DATA/SEEK_HOLE walk).
+    private let dataView: FileBackend
     private let map: Int32
     private let monitor = Monitor()
     private let flushing = Monitor()
@@ -97,6 +100,10 @@ public final class Overlay: BlockBackend, @unchecked Sendable {
                 _ = ftruncate(dataFD, off_t(identity.size))
             }
             mapOK = true
+        }
+        do { dataView = try FileBackend(path: dataPath, readOnly: true) } catch {
+            _ = Glibc.close(mapFD)
+            throw OverlayError("station '\(station)': cannot open \(dataPath): \(error.description)")
         }
         self.station = station
         self.header = header
@@ -191,8 +198,79 @@ public final class Overlay: BlockBackend, @unchecked Sendable {
         guard firstWhole < endBlock else { return }
         let start = firstWhole * blockSize
         let stop = min(size, endBlock * blockSize)
-        guard try punchHole(data, from: start, length: stop - start, path: dataPath) else { return }
+        let mode = FallocateMode.punchHole | FallocateMode.keepSize
+        guard try fallocateRange(data, mode, from: start, length: stop - start, path: dataPath) else { return }
         monitor.locked { for b in firstWhole..<endBlock { bitmap.allocate(b) } }
+    }
+
+    /// WRITE_ZEROES: whole blocks are zeroed in the data file by fallocate
+    /// (PUNCH_HOLE when a hole is allowed, else ZERO_RANGE) and marked, like
+    /// TRIM; the parts of blocks at the edges are written as zeroes through
+    /// `write` (copy-on-write). FAST_ZERO refuses (EOPNOTSUPP) when edges or
+    /// an unsupported fallocate mode would need that slow path, before
+    /// anything is changed.
+    public func zero(offset: UInt64, length: UInt64, mayPunch: Bool, fast: Bool) throws(SysError) {
+        if length == 0 { return }
+        let end = offset + length
+        let firstWhole = (offset + blockSize - 1) / blockSize
+        let endBlock = end >= size ? header.blockCount : end / blockSize
+        let whole = firstWhole < endBlock
+        let headEnd = whole ? firstWhole * blockSize : end
+        let tailStart = whole ? min(size, endBlock * blockSize) : end
+        if fast && (offset < headEnd || tailStart < end) {
+            throw SysError("write zeroes", Errno(EOPNOTSUPP), "\(dataPath) (parts of blocks need a copy-on-write)")
+        }
+        if whole {
+            let mode = (mayPunch ? FallocateMode.punchHole : FallocateMode.zeroRange) | FallocateMode.keepSize
+            let start = firstWhole * blockSize
+            if try fallocateRange(data, mode, from: start, length: tailStart - start, path: dataPath) {
+                monitor.locked { for b in firstWhole..<endBlock { bitmap.allocate(b) } }
+            } else if fast {
+                throw SysError("write zeroes", Errno(EOPNOTSUPP), "\(dataPath) (this file system cannot zero a range fast)")
+            } else {
+                try writeZeroes(self, offset: start, length: tailStart - start)
+            }
+        }
+        if offset < headEnd { try writeZeroes(self, offset: offset, length: headEnd - offset) }
+        if whole && tailStart < end { try writeZeroes(self, offset: tailStart, length: end - tailStart) }
+    }
+
+    /// BLOCK_STATUS: blocks in the overlay report the data file's holes and
+    /// data (a trimmed block is a hole there, reading as zeroes), the others
+    /// the base's. At most `maxCount` extents, consecutive from `offset`.
+    public func extents(offset: UInt64, length: UInt64, maxCount: Int) throws(SysError) -> [Extent] {
+        if length == 0 || maxCount <= 0 { return [] }
+        let end = offset + length
+        let first = offset / blockSize
+        let last = (end - 1) / blockSize
+        let states: [Bool] = monitor.locked { (first...last).map { bitmap.isAllocated($0) } }
+        var out: [Extent] = []
+        var pos = offset
+        var i = 0
+        while pos < end && out.count < maxCount {
+            let allocated = states[i]
+            var runEnd = min(end, (first + UInt64(i) + 1) * blockSize)
+            i += 1
+            while runEnd < end && states[i] == allocated {
+                runEnd = min(end, (first + UInt64(i) + 1) * blockSize)
+                i += 1
+            }
+            let source: any BlockBackend = allocated ? dataView : base
+            let part = try source.extents(offset: pos, length: runEnd - pos, maxCount: maxCount - out.count + 1)
+            var covered: UInt64 = 0
+            for e in part {
+                appendExtent(e, to: &out)
+                covered += e.length
+            }
+            if covered < runEnd - pos { break }  // the source stopped at its own limit
+            pos = runEnd
+        }
+        return Array(out.prefix(maxCount))
+    }
+
+    /// CACHE: a prefetch hint for the base (the data file is the overlay's own).
+    public func cache(offset: UInt64, length: UInt64) throws(SysError) {
+        try base.cache(offset: offset, length: length)
     }
 
     /// Makes every write and TRIM completed before the call durable, data
@@ -224,6 +302,7 @@ public final class Overlay: BlockBackend, @unchecked Sendable {
         }
         guard first else { return }
         try? flush()
+        dataView.close()
         _ = Glibc.close(map)
         _ = Glibc.close(data)
     }
@@ -320,13 +399,13 @@ func syncDirectory(_ dir: String) throws(SysError) {
     _ = try sysCall("fsync", dir) { fsync(fd) }
 }
 
-/// fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, ...)
-/// (linux/falloc.h: 0x02 | 0x01). Returns false when the file system cannot
-/// punch holes (EOPNOTSUPP, ENOSYS, ENODEV).
-func punchHole(_ fd: Int32, from offset: UInt64, length: UInt64, path: String) throws(SysError) -> Bool {
+/// fallocate(fd, mode, ...) with a FallocateMode (linux/falloc.h), e.g.
+/// PUNCH_HOLE|KEEP_SIZE. Returns false when the file system does not support
+/// the mode (EOPNOTSUPP, ENOSYS, ENODEV).
+func fallocateRange(_ fd: Int32, _ mode: Int32, from offset: UInt64, length: UInt64, path: String) throws(SysError) -> Bool {
     if length == 0 { return true }
     while true {
-        if overlay_fallocate(fd, 0x02 | 0x01, Int64(offset), Int64(length)) == 0 { return true }
+        if overlay_fallocate(fd, mode, Int64(offset), Int64(length)) == 0 { return true }
         let e = Errno.current
         if e == .interrupted { continue }
         if e == Errno(EOPNOTSUPP) || e == Errno(ENODEV) || e == Errno(ENOSYS) { return false }

@@ -94,6 +94,13 @@ final class StationLease: BlockBackend, @unchecked Sendable {
     func write(_ data: UnsafeRawBufferPointer, at offset: UInt64) throws(SysError) { try shared.write(data, at: offset) }
     func flush() throws(SysError) { try shared.flush() }
     func trim(offset: UInt64, length: UInt64) throws(SysError) { try shared.trim(offset: offset, length: length) }
+    func extents(offset: UInt64, length: UInt64, maxCount: Int) throws(SysError) -> [Extent] {
+        try shared.extents(offset: offset, length: length, maxCount: maxCount)
+    }
+    func zero(offset: UInt64, length: UInt64, mayPunch: Bool, fast: Bool) throws(SysError) {
+        try shared.zero(offset: offset, length: length, mayPunch: mayPunch, fast: fast)
+    }
+    func cache(offset: UInt64, length: UInt64) throws(SysError) { try shared.cache(offset: offset, length: length) }
 
     func close() {
         let release: (@Sendable () -> Void)? = monitor.locked {
@@ -145,8 +152,14 @@ final class CowBase: BlockBackend, StationProvider, @unchecked Sendable {
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(SysError) { try base.read(into: buffer, at: offset) }
+    func extents(offset: UInt64, length: UInt64, maxCount: Int) throws(SysError) -> [Extent] {
+        try base.extents(offset: offset, length: length, maxCount: maxCount)
+    }
     func write(_ data: UnsafeRawBufferPointer, at offset: UInt64) throws(SysError) {
         throw SysError("pwrite", Errno(EROFS), "\(path) (the base of a cow export is never written)")
+    }
+    func zero(offset: UInt64, length: UInt64, mayPunch: Bool, fast: Bool) throws(SysError) {
+        throw SysError("fallocate", Errno(EROFS), "\(path) (the base of a cow export is never written)")
     }
     func flush() throws(SysError) {}
     func trim(offset: UInt64, length: UInt64) throws(SysError) {
@@ -179,6 +192,12 @@ final class SwapBase: BlockBackend, StationProvider, @unchecked Sendable {
 
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(SysError) {
         buffer.initializeMemory(as: UInt8.self, repeating: 0)
+    }
+    func extents(offset: UInt64, length: UInt64, maxCount: Int) throws(SysError) -> [Extent] {
+        length == 0 ? [] : [.hole(length)]
+    }
+    func zero(offset: UInt64, length: UInt64, mayPunch: Bool, fast: Bool) throws(SysError) {
+        throw SysError("fallocate", Errno(EROFS), "\(dir) (a swap export is written through a station's file only)")
     }
     func write(_ data: UnsafeRawBufferPointer, at offset: UInt64) throws(SysError) {
         throw SysError("pwrite", Errno(EROFS), "\(dir) (a swap export is written through a station's file only)")
@@ -213,7 +232,44 @@ extension Export {
     /// try again), a close for EXPORT_NAME (which cannot be refused).
     func admit(_ step: ServerHandshake.Step, option: OptionCode, requested: String, peer: String)
         -> (step: ServerHandshake.Step, export: Export?) {
-        guard let provider = backend as? StationProvider else { return (step, nil) }
+        switch attachStation(requested: requested, peer: peer) {
+        case .notPerStation:
+            return (step, nil)
+        case .attached(let export, let line):
+            var admitted = step
+            admitted.note = [step.note, line].compactMap { $0 }.joined(separator: "; ")
+            return (admitted, export)
+        case .refused(let problem):
+            return (refusal(option, problem), nil)
+        }
+    }
+
+    /// The oldstyle protocol sends no export name: a per-station export's
+    /// station is the client's address. Returns the export to transmit on
+    /// (self for a plain export), or nil, after a line to `note`, when the
+    /// station's backend cannot be opened (oldstyle can only close then).
+    func attachOldstyle(peer: String, note: (String) -> Void) -> Export? {
+        switch attachStation(requested: spec.name, peer: peer) {
+        case .notPerStation: return self
+        case .attached(let export, let line):
+            note(line)
+            return export
+        case .refused(let problem):
+            note("oldstyle: \(problem); closing")
+            return nil
+        }
+    }
+
+    enum Attachment {
+        case notPerStation
+        case attached(Export, String)
+        case refused(String)
+    }
+
+    /// Picks the station (named in `requested`, else the peer's address) and
+    /// opens or shares its backend.
+    func attachStation(requested: String, peer: String) -> Attachment {
+        guard let provider = backend as? StationProvider else { return .notPerStation }
         let parts = StationName.split(requested)
         let station: String
         if requested != spec.name, let given = parts.station, StationName.isValid(given) {
@@ -221,15 +277,13 @@ extension Export {
         } else if let fromPeer = StationName.fromPeer(peer) {
             station = fromPeer
         } else {
-            return (refusal(option, "export '\(spec.name)' is per station and this client (\(peer)) has no address to name it by; ask for '\(spec.name)@STATION'"), nil)
+            return .refused("export '\(spec.name)' is per station and this client (\(peer)) has no address to name it by; ask for '\(spec.name)@STATION'")
         }
         do {
             let (lease, line) = try provider.attach(station: station)
-            var admitted = step
-            admitted.note = [step.note, line].compactMap { $0 }.joined(separator: "; ")
-            return (admitted, Export(spec: spec, backend: lease))
+            return .attached(Export(spec: spec, backend: lease), line)
         } catch {
-            return (refusal(option, error.description), nil)
+            return .refused(error.description)
         }
     }
 

@@ -1,20 +1,23 @@
 // A station's swap file: `DIR/STATION.swap`, a sparse file of the export's
 // configured size, created on the station's first connect and found again on
-// every reconnect (and after a server restart). No copy-on-write: reads and
-// writes go straight to the file, TRIM punches holes (the kernel discards
-// swap pages it frees, so the file only holds what is swapped out), FLUSH is
-// fdatasync(2). An flock(2) held while it is open makes `nbdboot overlay
-// reset` refuse to remove it under a running server.
+// every reconnect (and after a server restart). No copy-on-write: every
+// command goes straight to the file through a FileBackend (pread/pwrite,
+// fdatasync for FLUSH, PUNCH_HOLE for TRIM, so the file only holds what is
+// swapped out; SEEK_DATA/SEEK_HOLE for BLOCK_STATUS; WRITE_ZEROES and CACHE).
+// An flock(2) held while it is open makes `nbdboot overlay reset` refuse to
+// remove it under a running server.
 import Glibc
 import LinuxSys
 
 public final class SwapFile: BlockBackend, @unchecked Sendable {
     public let station: String
     public let path: String
-    public let size: UInt64
+    public var size: UInt64 { file.size }
     /// True when this open created the file.
     public let created: Bool
-    private let fd: Int32
+    /// Holds the lock (and created the file); `file` does the I/O.
+    private let lockFD: Int32
+    private let file: FileBackend
     private let lock = Monitor()
     private var closed = false
 
@@ -27,11 +30,11 @@ public final class SwapFile: BlockBackend, @unchecked Sendable {
         precondition(StationName.isValid(station), "station name checked by the caller")
         let path = Self.path(dir: dir, station: station)
         let fd = try Overlay.openLocked(path, station: station)
+        var ok = false
+        defer { if !ok { _ = Glibc.close(fd) } }
         var st = stat()
         guard fstat(fd, &st) == 0 else {
-            let e = Errno.current
-            _ = Glibc.close(fd)
-            throw OverlayError("station '\(station)': fstat \(path): \(e.description)")
+            throw OverlayError("station '\(station)': fstat \(path): \(Errno.current.description)")
         }
         var created = false
         if st.st_size == 0 {
@@ -41,38 +44,35 @@ public final class SwapFile: BlockBackend, @unchecked Sendable {
                 _ = try sysCall("fsync", path) { fsync(fd) }
                 try syncDirectory(dir)
             } catch {
-                _ = Glibc.close(fd)
                 throw OverlayError("station '\(station)': cannot create \(path) of \(size) bytes: \(error.description)")
             }
             created = true
         } else if UInt64(st.st_size) != size {
-            _ = Glibc.close(fd)
             throw OverlayError("station '\(station)': \(path) is \(st.st_size) bytes but the export's size= is \(size); remove it with nbdboot overlay reset \(station) --overlays \(dir) (the station then gets a new, empty swap file) or set size=\(st.st_size)")
+        }
+        do { file = try FileBackend(path: path, readOnly: false) } catch {
+            throw OverlayError("station '\(station)': cannot open \(path): \(error.description)")
         }
         self.station = station
         self.path = path
-        self.size = size
         self.created = created
-        self.fd = fd
+        self.lockFD = fd
+        ok = true
     }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(SysError) {
-        try Overlay.preadFully(fd, buffer, at: offset, path: path)
+        try file.read(into: buffer, at: offset)
     }
-
-    public func write(_ data: UnsafeRawBufferPointer, at offset: UInt64) throws(SysError) {
-        try Overlay.pwriteFully(fd, data, at: offset, path: path)
+    public func write(_ data: UnsafeRawBufferPointer, at offset: UInt64) throws(SysError) { try file.write(data, at: offset) }
+    public func flush() throws(SysError) { try file.flush() }
+    public func trim(offset: UInt64, length: UInt64) throws(SysError) { try file.trim(offset: offset, length: length) }
+    public func extents(offset: UInt64, length: UInt64, maxCount: Int) throws(SysError) -> [Extent] {
+        try file.extents(offset: offset, length: length, maxCount: maxCount)
     }
-
-    public func flush() throws(SysError) {
-        _ = try sysCall("fdatasync", path) { fdatasync(fd) }
+    public func zero(offset: UInt64, length: UInt64, mayPunch: Bool, fast: Bool) throws(SysError) {
+        try file.zero(offset: offset, length: length, mayPunch: mayPunch, fast: fast)
     }
-
-    /// fallocate PUNCH_HOLE|KEEP_SIZE over the range; a no-op where the file
-    /// system cannot punch holes (TRIM is advisory).
-    public func trim(offset: UInt64, length: UInt64) throws(SysError) {
-        _ = try punchHole(fd, from: offset, length: length, path: path)
-    }
+    public func cache(offset: UInt64, length: UInt64) throws(SysError) { try file.cache(offset: offset, length: length) }
 
     /// fdatasync, then close (releasing the lock). Idempotent.
     public func close() {
@@ -81,7 +81,8 @@ public final class SwapFile: BlockBackend, @unchecked Sendable {
             return !closed
         }
         guard first else { return }
-        _ = fdatasync(fd)
-        _ = Glibc.close(fd)
+        try? file.flush()
+        file.close()
+        _ = Glibc.close(lockFD)
     }
 }
