@@ -237,6 +237,44 @@ final class OverlayTests: XCTestCase {
         XCTAssertEqual(o.allocatedBlocks, 0)
     }
 
+    func testWriteZeroesWholeBlocksAndEdges() throws {
+        let o = try open()
+        defer { o.close() }
+        // 300 ..< 2000: edge 300..<512, whole blocks 1-2, edge 1536..<2000.
+        XCTAssertThrowsError(try o.zero(offset: 300, length: 1700, mayPunch: true, fast: true)) {
+            XCTAssertEqual(($0 as? SysError)?.errno, Errno(EOPNOTSUPP))
+        }
+        XCTAssertEqual(o.allocatedBlocks, 0, "a refused FAST_ZERO changes nothing")
+        try o.zero(offset: 1024, length: 1024, mayPunch: true, fast: true)  // whole blocks only: fast
+        try o.zero(offset: 300, length: 700, mayPunch: false, fast: false)
+        var expected = baseBytes
+        expected.replaceSubrange(300..<1000, with: [UInt8](repeating: 0, count: 700))
+        expected.replaceSubrange(1024..<2048, with: [UInt8](repeating: 0, count: 1024))
+        XCTAssertEqual(try read(o, 0, baseSize), expected)
+        XCTAssertEqual(try Files.read(basePath), baseBytes)
+    }
+
+    /// BLOCK_STATUS through an overlay (4 KiB blocks, so file-system holes
+    /// line up): overlay blocks report the data file, the others the base.
+    func testExtentsMixOverlayAndBase() throws {
+        let sparse = dir + "/sparse.img"
+        try Files.write(sparse, Files.pattern(8 * 4096, seed: 1))
+        XCTAssertEqual(truncate(sparse, 16 * 4096), 0)  // blocks 8-15: a hole in the base
+        let sparseBase = try FileBackend(path: sparse, readOnly: true)
+        defer { sparseBase.close() }
+        let o = try Overlay(dir: overlays, station: "map", base: sparseBase, basePath: sparse,
+                            identity: Files.identity(sparse), blockSize: 4096, now: 1)
+        defer { o.close() }
+        try write(o, 9 * 4096 + 100, [1, 2, 3])  // copy-on-write of a base hole block
+        try o.trim(offset: 2 * 4096, length: 4096)
+        let got = try o.extents(offset: 0, length: 16 * 4096, maxCount: 100)
+        let block: UInt64 = 4096
+        let want: [Extent] = [.data(2 * block), .hole(block), .data(5 * block), .hole(block), .data(block), .hole(6 * block)]
+        XCTAssertEqual(got, want)
+        XCTAssertEqual(try o.extents(offset: 0, length: 16 * 4096, maxCount: 2), [.data(2 * 4096), .hole(4096)])
+        XCTAssertEqual(try o.extents(offset: 9 * 4096 + 10, length: 100, maxCount: 10), [.data(100)])
+    }
+
     /// Concurrent partial writes to the same unallocated blocks: each one's
     /// read-modify-write is serialised, so none is lost.
     func testConcurrentPartialWritesToOneBlock() throws {
