@@ -45,6 +45,32 @@ public struct StationOptions: Sendable {
         return true
     }
 
+    /// The same options as keys of an export section of an nbd-server style
+    /// config file (for its reader; `resolve` afterwards, as for --export):
+    /// nbd-server's `copyonwrite = true` and `cowdir = DIR` (its directory for
+    /// diff files: ours for overlays), and nbdboot's own `overlays = DIR`,
+    /// `swap = true`, `swapsize = 512M`. Returns false for any other key.
+    /// Booleans as GLib's key files spell them: true/false, 1/0.
+    public mutating func take(key: String, value: String, input: String) throws(ConfigError) -> Bool {
+        func flag() throws(ConfigError) -> Bool {
+            switch value.lowercased() {
+            case "true", "1": return true
+            case "false", "0": return false
+            default: throw ConfigError("\(input): \(key) = \(value): write true or false")
+            }
+        }
+        switch key {
+        case "copyonwrite": cow = try flag()
+        case "swap": swap = try flag()
+        case "cowdir", "overlays":
+            guard !value.isEmpty else { throw ConfigError("\(input): \(key) needs a directory") }
+            overlays = value
+        case "swapsize": size = try Self.parseSize(value, input: "\(input): swapsize")
+        default: return false
+        }
+        return true
+    }
+
     /// The per-station kind, or nil for a plain export. `path` is the export's
     /// PATH: the base image (cow) or the directory of swap files (swap).
     public func resolve(path: String, readOnly: Bool, input: String) throws(ConfigError) -> PerStation? {

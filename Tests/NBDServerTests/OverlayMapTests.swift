@@ -119,6 +119,24 @@ final class StationOptionsTests: XCTestCase {
         }
     }
 
+    func testConfigFileKeys() throws {
+        var cow = StationOptions()
+        XCTAssertTrue(try cow.take(key: "copyonwrite", value: "true", input: "f:3"))
+        XCTAssertTrue(try cow.take(key: "cowdir", value: "/var/cow", input: "f:4"))
+        XCTAssertFalse(try cow.take(key: "readonly", value: "false", input: "f:5"))
+        XCTAssertEqual(try cow.resolve(path: "/srv/r.img", readOnly: false, input: "f"), .cow(overlays: "/var/cow"))
+        var swap = StationOptions()
+        XCTAssertTrue(try swap.take(key: "swap", value: "1", input: "f:3"))
+        XCTAssertTrue(try swap.take(key: "swapsize", value: "1G", input: "f:4"))
+        XCTAssertEqual(try swap.resolve(path: "/srv/swap", readOnly: false, input: "f"), .swap(size: 1 << 30))
+        var off = StationOptions()
+        XCTAssertTrue(try off.take(key: "copyonwrite", value: "false", input: "f:3"))
+        XCTAssertNil(try off.resolve(path: "/srv/r.img", readOnly: true, input: "f"))
+        XCTAssertThrowsError(try off.take(key: "copyonwrite", value: "yes please", input: "f:9")) {
+            XCTAssertTrue("\($0)".contains("f:9: copyonwrite = yes please"), "\($0)")
+        }
+    }
+
     func testSizes() throws {
         let good: [(String, UInt64)] = [("4096", 4096), ("4K", 4096), ("512M", 512 << 20), ("1G", 1 << 30),
                                         ("2T", 2 << 40), ("8MiB", 8 << 20), ("1g", 1 << 30)]
