@@ -56,6 +56,10 @@ public final class Overlay: BlockBackend, @unchecked Sendable {
                 blockSize: UInt32 = OverlayHeader.defaultBlockSize, now: UInt64) throws(OverlayError) {
         precondition(StationName.isValid(station), "station name checked by the caller")
         let (dataPath, mapPath) = Self.paths(dir: dir, station: station)
+        // A map whose data file is gone would read its blocks as zeroes.
+        if access(mapPath, F_OK) == 0 && access(dataPath, F_OK) != 0 {
+            throw OverlayError("station '\(station)': \(mapPath) exists but its data file \(dataPath) is missing, so the station's blocks are lost; drop the overlay with nbdboot overlay reset \(station) --overlays \(dir)")
+        }
         let dataFD = try Self.openLocked(dataPath, station: station)
         var ok = false
         defer { if !ok { _ = Glibc.close(dataFD) } }

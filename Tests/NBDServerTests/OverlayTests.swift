@@ -223,6 +223,11 @@ final class OverlayTests: XCTestCase {
         map[30] ^= 0xff
         try Files.write(mapPath, map)
         XCTAssertThrowsError(try open()) { XCTAssertTrue("\($0)".contains("checksum"), "\($0)") }
+        map[30] ^= 0xff
+        try Files.write(mapPath, map)
+        try open().close()
+        unlink(Overlay.paths(dir: overlays, station: "st1").data)
+        XCTAssertThrowsError(try open()) { XCTAssertTrue("\($0)".contains("data file") && "\($0)".contains("missing"), "\($0)") }
     }
 
     /// A crash while the overlay was being created leaves a data file (maybe
