@@ -18,6 +18,7 @@ public enum ServerError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case .export(let spec, let e):
+            if let message = spec.perStationOpenError(e) { return message }
             return "cannot open export '\(spec.name)' file \(spec.path): \(e.errno.description) (\(e.call)); check the PATH in --export NAME=PATH\(spec.readOnly ? "" : ", or add ,readonly if the file is not writable")"
         case .listen(let address, let e):
             let hint = e.errno.rawValue == EADDRINUSE ? "; another server holds this port: stop it or pick another with --listen"

@@ -72,9 +72,6 @@ final class StationPool: @unchecked Sendable {
             entry.backend.close()
         }
     }
-
-    /// Stations open right now.
-    var stations: [String] { monitor.locked { open.keys.sorted() } }
 }
 
 /// One connection's handle on a station's shared backend: forwards every
@@ -298,6 +295,25 @@ extension Export {
     /// Gives the station's backend back (the last connection closes it).
     func detachStation() {
         if let lease = backend as? StationLease { lease.close() }
+    }
+}
+
+extension ExportSpec {
+    /// The start-up error for a cow or swap export that cannot be opened
+    /// (openExportBackend), naming the base image or the directory at fault;
+    /// nil for a plain export.
+    func perStationOpenError(_ e: SysError) -> String? {
+        switch perStation {
+        case nil:
+            return nil
+        case .cow(let overlays):
+            if e.call == "mkdir" {
+                return "cannot create the overlay directory \(overlays) of cow export '\(name)': \(e.errno.description); create it, or choose another with ,overlays=DIR"
+            }
+            return "cannot open the base image \(path) of cow export '\(name)': \(e.errno.description) (\(e.call)); check the PATH in --export NAME=PATH,cow (it is opened read-only and never written)"
+        case .swap:
+            return "cannot create the swap directory \(path) of swap export '\(name)': \(e.errno.description); create it, or check the DIR in --export NAME=DIR,swap,size=N"
+        }
     }
 }
 

@@ -13,6 +13,21 @@ head -c $((8 << 20)) /dev/urandom > "$WORK/a.img"
 base_sum=$(sha256sum < "$base")
 spec="root=$base,cow"
 uri="nbd://127.0.0.1:$port/root"
+# Bad per-station exports are refused at start (exit 2) with the reason.
+expect_refusal() {  # expect_refusal TEXT ARGS...
+  local text=$1 rc; shift
+  "$NBDBOOT" serve --listen "127.0.0.1:$port" "$@" 2>"$WORK/refused.err" & local pid=$!
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && { kill "$pid"; fail "serve $* started instead of refusing"; }
+  wait "$pid"; rc=$?
+  [ "$rc" = 2 ] && grep -qF -- "$text" "$WORK/refused.err" || fail "serve $*: exit $rc, $(cat "$WORK/refused.err"); expected exit 2 and '$text'"
+}
+expect_refusal "drop readonly" --export "root=$base,cow,readonly"
+expect_refusal "needs its size" --export "swap=$WORK/swap,swap"
+expect_refusal "cannot create the overlay directory $WORK/no/such" --export "root=$base,cow,overlays=$WORK/no/such"
+expect_refusal "cannot open the base image $WORK/missing.img" --export "root=$WORK/missing.img,cow"
+pass "bad cow/swap exports are refused at start with the reason"
+
 start_server cow --listen "127.0.0.1:$port" --export "$spec"
 
 # Station a: a whole new image, multi-connection, flushed.
