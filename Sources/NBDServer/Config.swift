@@ -177,6 +177,7 @@ public struct ServerConfig: Equatable, Sendable {
             }
             seen.append(e.name)
         }
+        try StationOptions.checkDirectories(exports)
         guard limits.handshakeTimeout > 0 && limits.handshakeTimeout <= 86400 else {
             throw ConfigError("--handshake-timeout \(limits.handshakeTimeout): give the seconds a client may take for the handshake, above 0 and at most 86400, e.g. 30")
         }

@@ -102,6 +102,26 @@ public struct StationOptions: Sendable {
         return nil
     }
 
+    /// Two per-station exports of one kind must not share a directory: their
+    /// stations' files would collide (st1.data of one base read over
+    /// another). A cow and a swap export may share one (different suffixes).
+    /// Paths are compared as written.
+    public static func checkDirectories(_ exports: [ExportSpec]) throws(ConfigError) {
+        var owners: [String: String] = [:]
+        for e in exports {
+            let key: String
+            switch e.perStation {
+            case .cow(let dir)?: key = "cow " + dir
+            case .swap?: key = "swap " + e.path
+            case nil: continue
+            }
+            if let other = owners[key] {
+                throw ConfigError("--export '\(e.name)' and '\(other)' keep their stations' files in the same directory \(key.drop { $0 != " " }.dropFirst()); give one of them its own (overlays=DIR for cow, another DIR for swap)")
+            }
+            owners[key] = e.name
+        }
+    }
+
     /// Parses a size: bytes, or a number with a binary suffix K, M, G or T
     /// (KiB, MiB, GiB, TiB; "KiB"/"MB" spellings are accepted too). It must be
     /// a positive multiple of 4096 (whole pages, which swap needs).

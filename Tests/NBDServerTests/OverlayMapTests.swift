@@ -119,6 +119,18 @@ final class StationOptionsTests: XCTestCase {
         }
     }
 
+    func testSharedDirectoriesAreRefused() throws {
+        let a = try ExportSpec.parse("a=/srv/a.img,cow,overlays=/ov")
+        let b = try ExportSpec.parse("b=/srv/b.img,cow,overlays=/ov")
+        let c = try ExportSpec.parse("c=/ov,swap,size=1M")
+        let d = try ExportSpec.parse("d=/srv/a.img,cow")
+        XCTAssertNoThrow(try ServerConfig(listen: .default, exports: [a, c, d]))
+        XCTAssertThrowsError(try ServerConfig(listen: .default, exports: [a, c, b])) {
+            XCTAssertTrue("\($0)".contains("'b' and 'a' keep their stations' files in the same directory /ov"), "\($0)")
+        }
+        XCTAssertThrowsError(try ServerConfig(listen: .default, exports: [c, try ExportSpec.parse("e=/ov,swap,size=2M")]))
+    }
+
     func testConfigFileKeys() throws {
         var cow = StationOptions()
         XCTAssertTrue(try cow.take(key: "copyonwrite", value: "true", input: "f:3"))
