@@ -2,7 +2,8 @@
 # kill -9 of the server right after a client's FLUSH: after a restart the
 # station reads exactly what it flushed (overlay data and map were durable),
 # writes made after that FLUSH read either new or old data (never anything
-# else), and the base is unchanged. Three rounds: aligned, unaligned and
+# else), and the base is unchanged. Three rounds: FLUSH on the writing
+# connection, FLUSH on a second connection of the station (CAN_MULTI_CONN),
 # FUA writes; each round kills the server while the client is still connected.
 . "$(dirname "$0")/lib-server.sh"
 port=$(free_port 21220)
@@ -28,8 +29,14 @@ for off, n in spots:
         h.pwrite(pat[:n], off, nbd.CMD_FLAG_FUA)
     else:
         h.pwrite(pat[:n], off)
-if r != 3:
+if r == 1:
     h.flush()
+elif r == 2:
+    # Multi-conn: the FLUSH of another connection of the station covers h's writes.
+    h2 = nbd.NBD()
+    h2.connect_uri('$uri')
+    assert h2.can_multi_conn()
+    h2.flush()
 with open('$WORK/flushed.tmp', 'w') as f:
     for off, n in spots:
         f.write('%d %d\n' % (off, n))
