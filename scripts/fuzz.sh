@@ -20,7 +20,7 @@ SWIFTC=${SWIFTC:-swiftc}
 OUT=.build/fuzz
 SECONDS_TO_RUN=${FUZZ_SECONDS:-60}
 SANITIZERS=${FUZZ_SANITIZERS:-fuzzer,address}
-SERVER_FILES=(ServerHandshake RequestGate AllowList ConfigFile ConfigKeys Config ExportPolicy)
+SERVER_FILES=(ServerHandshake RequestGate AllowList ConfigFile ConfigKeys Config ExportPolicy StationOptions StationIdentity)
 build_only=false
 if [ "${1:-}" = --build-only ]; then build_only=true; shift; fi
 case "$SECONDS_TO_RUN" in ''|*[!0-9]*) echo "fuzz.sh: FUZZ_SECONDS='$SECONDS_TO_RUN' is not a whole number of seconds" >&2; exit 2 ;; esac

@@ -82,6 +82,8 @@ public struct ExportSpec: Equatable, Sendable {
     public var description: String
     /// Allow list, advertised flags, size override, connection cap (config file keys).
     public var policy = ExportPolicy()
+    /// Copy-on-write or swap, one backend per station (StationOptions.swift); nil for a plain export.
+    public var perStation: PerStation? = nil
 
     public init(name: String, path: String, readOnly: Bool = false, description: String = "") {
         self.name = name
@@ -91,7 +93,7 @@ public struct ExportSpec: Equatable, Sendable {
     }
 
     /// The options that may follow the path, after commas.
-    public static let knownOptions = ["readonly", "ro", "rw", "desc=TEXT (last)"]
+    public static let knownOptions = ["readonly", "ro", "rw"] + StationOptions.names + ["desc=TEXT (last)"]
     /// Longest description accepted: it travels in NBD_INFO_DESCRIPTION and
     /// NBD_REP_SERVER, and nbd-client drops option replies of 4096 bytes or more.
     public static let maxDescription = 1024
@@ -114,6 +116,7 @@ public struct ExportSpec: Equatable, Sendable {
             throw ConfigError("--export '\(text.prefix(40))...': the name is longer than \(Limits.maxString) bytes, the protocol's limit")
         }
         var spec = ExportSpec(name: name, path: path)
+        var stationOptions = StationOptions()
         var options = rest.dropFirst()
         while let option = options.first {
             options = options.dropFirst()
@@ -129,9 +132,11 @@ public struct ExportSpec: Equatable, Sendable {
             case "readonly", "ro": spec.readOnly = true
             case "rw": spec.readOnly = false
             default:
+                if try stationOptions.take(String(option), input: text) { continue }
                 throw ConfigError("--export '\(text)': unknown option '\(option)' after the path; known options: \(knownOptions.joined(separator: ", "))")
             }
         }
+        spec.perStation = try stationOptions.resolve(path: path, readOnly: spec.readOnly, input: text)
         return spec
     }
 }
@@ -188,14 +193,11 @@ public struct ServerConfig: Equatable, Sendable {
                 throw ConfigError("--export: the name '\(e.name)' is given twice (on the command line or in the config file); each export needs its own name")
             }
             seen.append(e.name)
-            let unsupported = e.policy.unsupported
-            if !unsupported.isEmpty {
-                throw ConfigError("export '\(e.name)': \(unsupported.joined(separator: ", ")) needs the per-station copy-on-write backend, which this build of nbdboot does not include yet; remove the key(s) or use a build that has it")
-            }
         }
         guard limits.maxPerClient >= 0 else {
             throw ConfigError("--max-connections-per-client \(limits.maxPerClient): give how many connections one client address may open, at least 1 (0: no cap)")
         }
+        try StationOptions.checkDirectories(exports)
         guard limits.handshakeTimeout > 0 && limits.handshakeTimeout <= 86400 else {
             throw ConfigError("--handshake-timeout \(limits.handshakeTimeout): give the seconds a client may take for the handshake, above 0 and at most 86400, e.g. 30")
         }

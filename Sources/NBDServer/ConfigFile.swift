@@ -124,13 +124,16 @@ public struct ConfigFile: Equatable, Sendable {
                         includeDir: inout (path: String, location: String)?) throws(ConfigError) {
         enum Section { case none, generic, export(Int) }
         var section = Section.none
+        var station = StationOptions()
         var keysSeen: [String: Int] = [:]
         var sectionLine = 0
         var number = 0
         func finishSection() throws(ConfigError) {
-            if case .export(let i) = section, exports[i].path.isEmpty {
+            guard case .export(let i) = section else { return }
+            if exports[i].path.isEmpty {
                 throw ConfigError("\(file):\(sectionLine): export [\(exports[i].name)] has no exportname; add 'exportname = /path/to/image'")
             }
+            try ConfigKeys.finishExport(&exports[i], station: station, location: "\(file):\(sectionLine)")
         }
         for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
             number += 1
@@ -147,6 +150,7 @@ public struct ConfigFile: Equatable, Sendable {
                     throw ConfigError("\(location): section name '\(name)' contains a bracket; write [NAME]")
                 }
                 keysSeen = [:]
+                station = StationOptions()
                 sectionLine = number
                 if name == "generic" {
                     if isInclude {
@@ -187,7 +191,7 @@ public struct ConfigFile: Equatable, Sendable {
                 }
                 try ConfigKeys.applyGeneric(value, to: &generic, warnings: &warnings)
             case .export(let i):
-                try ConfigKeys.applyExport(value, to: &exports[i], source: source, warnings: &warnings)
+                try ConfigKeys.applyExport(value, to: &exports[i], station: &station, source: source, warnings: &warnings)
             }
         }
         try finishSection()

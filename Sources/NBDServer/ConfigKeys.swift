@@ -43,7 +43,6 @@ enum ConfigKeys {
             e.path = path
         },
         "readonly": { e, v, _ throws(ConfigError) in e.readOnly = try v.bool() },
-        "copyonwrite": { e, v, _ throws(ConfigError) in e.policy.copyOnWrite = try v.bool() },
         "filesize": { e, v, _ throws(ConfigError) in e.policy.fileSize = try v.size() },
         "authfile": { e, v, source throws(ConfigError) in
             let path = try v.string()
@@ -65,9 +64,6 @@ enum ConfigKeys {
             }
             e.description = text
         },
-        "nbdboot_overlays": { e, v, _ throws(ConfigError) in e.policy.overlays = try v.string() },
-        "nbdboot_swap": { e, v, _ throws(ConfigError) in e.policy.swap = try v.bool() },
-        "nbdboot_size": { e, v, _ throws(ConfigError) in e.policy.size = try v.size() },
     ]
 
     /// nbd-server keys accepted with a warning: why each means nothing here.
@@ -81,7 +77,6 @@ enum ConfigKeys {
         "sync": "writes are not synced one by one; clients get FLUSH and FUA, which they send when they need durability",
         "virtstyle": "it only matters with %s in exportname, which nbdboot refuses",
         "sparse_cow": "it belongs to nbd-server's per-connection copy-on-write",
-        "cowdir": "nbd-server's per-connection diff files are not used; nbdboot's persistent overlays go to nbdboot_overlays",
         "transactionlog": "nbdboot serve logs one line per event to stderr instead",
         "datalog": "nbdboot serve does not log data",
         "postrun": "commands are not run after a disconnect",
@@ -107,9 +102,33 @@ enum ConfigKeys {
         try skip(v, section: "[generic]", known: Array(generic.keys) + ["includedir"], warnings: &warnings)
     }
 
-    static func applyExport(_ v: ConfigValue, to e: inout ExportSpec, source: ConfigSource, warnings: inout [String]) throws(ConfigError) {
+    /// The per-station keys (StationOptions.take(key:)): nbd-server's
+    /// `copyonwrite` and `cowdir`, nbdboot's `overlays`, `swap`, `swapsize`.
+    static let station = ["copyonwrite", "cowdir", "overlays", "swap", "swapsize"]
+
+    static func applyExport(_ v: ConfigValue, to e: inout ExportSpec, station options: inout StationOptions,
+                            source: ConfigSource, warnings: inout [String]) throws(ConfigError) {
         if let set = export[v.key] { return try set(&e, v, source) }
-        try skip(v, section: "export [\(e.name)]", known: Array(export.keys), warnings: &warnings)
+        if try options.take(key: v.key, value: v.text, input: v.location) { return }
+        try skip(v, section: "export [\(e.name)]", known: Array(export.keys) + station, warnings: &warnings)
+    }
+
+    /// The end of an export section: the per-station kind from its keys
+    /// (StationOptions.resolve, whose messages speak of `--export 'INPUT'`:
+    /// here they name the section instead), and filesize only on plain exports.
+    static func finishExport(_ e: inout ExportSpec, station options: StationOptions, location: String) throws(ConfigError) {
+        let input = "[\(e.name)]"
+        do {
+            e.perStation = try options.resolve(path: e.path, readOnly: e.readOnly, input: input)
+        } catch {
+            var message = error.message
+            let prefix = "--export '\(input)': "
+            if message.hasPrefix(prefix) { message = String(message.dropFirst(prefix.count)) }
+            throw ConfigError("\(location): export \(input): \(message) (in this file: cow is copyonwrite = true, size= is swapsize =, overlays= is overlays = or cowdir =)")
+        }
+        if e.perStation != nil, e.policy.fileSize != nil {
+            throw ConfigError("\(location): export [\(e.name)]: filesize applies to plain exports; a cow export has its base image's size and a swap export takes swapsize")
+        }
     }
 
     /// An unmapped key: a warning, a refusal, or the unknown-key error.

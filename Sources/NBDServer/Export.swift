@@ -293,8 +293,8 @@ public final class Export: Sendable {
     /// Opens the export's file; with `filesize` a missing file is first
     /// created sparse (nbd-server does the same).
     public convenience init(spec: ExportSpec) throws(SysError) {
-        if let size = spec.policy.fileSize { try createSparseIfMissing(spec.path, size: size) }
-        self.init(spec: spec, backend: try FileBackend(path: spec.path, readOnly: spec.readOnly, sizeLimit: spec.policy.fileSize))
+        if let size = spec.policy.fileSize, spec.perStation == nil { try createSparseIfMissing(spec.path, size: size) }
+        self.init(spec: spec, backend: try openExportBackend(spec))
     }
 
     /// HAS_FLAGS|SEND_FLUSH|SEND_FUA|SEND_TRIM|SEND_WRITE_ZEROES|SEND_FAST_ZERO|
@@ -310,8 +310,10 @@ public final class Export: Sendable {
     }
 
     public var info: ExportInfo {
-        ExportInfo(name: spec.name, description: spec.description, size: backend.size,
-                   flags: spec.policy.apply(to: Self.flags(readOnly: spec.readOnly)))
+        var info = ExportInfo(name: spec.name, description: spec.description, size: backend.size,
+                               flags: spec.policy.apply(to: Self.flags(readOnly: spec.readOnly)))
+        info.perStation = isPerStation
+        return info
     }
 
     public var gate: GateExport {

@@ -28,15 +28,6 @@ public struct ExportPolicy: Equatable, Sendable {
     /// on this export at once; one more is closed right after it chose the
     /// export. nil: no cap besides the server's.
     public var maxConnections: Int?
-    /// nbd-server's `copyonwrite` and nbdboot's `nbdboot_overlays`,
-    /// `nbdboot_swap`, `nbdboot_size`: parsed here so that a config file is
-    /// read whole; `ServerConfig` refuses them until the copy-on-write backend
-    /// is part of this build.
-    public var copyOnWrite = false
-    public var overlays: String?
-    public var swap = false
-    public var size: UInt64?
-
     public init() {}
 
     /// The export's transmission flags with this policy applied.
@@ -56,16 +47,5 @@ public struct ExportPolicy: Equatable, Sendable {
         guard let allow, let client else { return nil }
         if allow.allows(client) { return nil }
         return "client \(client) is not in the allow list \(allow.source)"
-    }
-
-    /// The names of the features this build cannot serve yet, for the error
-    /// `ServerConfig` gives.
-    var unsupported: [String] {
-        var out: [String] = []
-        if copyOnWrite { out.append("copyonwrite") }
-        if overlays != nil { out.append("nbdboot_overlays") }
-        if swap { out.append("nbdboot_swap") }
-        if size != nil { out.append("nbdboot_size") }
-        return out
     }
 }

@@ -18,6 +18,7 @@ public enum ServerError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case .export(let spec, let e):
+            if let message = spec.perStationOpenError(e) { return message }
             return "cannot open export '\(spec.name)' file \(spec.path): \(e.errno.description) (\(e.call)); check the PATH in --export NAME=PATH\(spec.readOnly ? "" : ", or add ,readonly if the file is not writable")"
         case .listen(let address, let e):
             let hint = e.errno.rawValue == EADDRINUSE ? "; another server holds this port: stop it or pick another with --listen"
@@ -101,7 +102,7 @@ public final class Server: @unchecked Sendable {
     static func logExport(_ e: Export, _ log: Logger) {
         let description = e.spec.description.isEmpty ? "" : ", \"\(e.spec.description)\""
         let allow = e.spec.policy.allow.map { ", allow list \($0.source) (\($0.ranges.count) entries)" } ?? ""
-        log("export '\(e.spec.name)' \(e.spec.path) (\(e.backend.size) bytes, \(e.spec.readOnly ? "read-only" : "read-write")\(description)\(allow))")
+        log("export '\(e.spec.name)' \(e.spec.path) (\(e.backend.size) bytes, \(e.mode)\(description)\(allow))")
     }
 
     /// Accepts connections until `stop()`, then shuts them down and returns.

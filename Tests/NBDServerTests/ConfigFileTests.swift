@@ -186,13 +186,38 @@ final class ConfigFileTests: XCTestCase {
         XCTAssertThrowsError(try LoadedConfig.compose(file: file, commandLine: cli)) {
             XCTAssertTrue(($0 as! ConfigError).message.contains("'root' is given twice"), "\($0)")
         }
-        let cow = try load("[root]\nexportname = /r\ncopyonwrite = true\n")
-        XCTAssertTrue(cow.exports[0].policy.copyOnWrite)
-        XCTAssertThrowsError(try LoadedConfig.compose(file: cow, commandLine: CommandLineSettings())) {
-            XCTAssertTrue(($0 as! ConfigError).message.contains("export 'root': copyonwrite needs the per-station copy-on-write backend"), "\($0)")
-        }
         XCTAssertThrowsError(try LoadedConfig.compose(file: try load("[generic]\n"), commandLine: CommandLineSettings())) {
             XCTAssertTrue(($0 as! ConfigError).message.contains("defines no export"), "\($0)")
+        }
+    }
+
+    func testPerStationKeys() throws {
+        let c = try load("""
+            [root]
+            exportname = /srv/root.img
+            copyonwrite = true
+            cowdir = /srv/overlays
+            [plain-cow]
+            exportname = /srv/b.img
+            copyonwrite = 1
+            [swap]
+            exportname = /srv/swap
+            swap = true
+            swapsize = 512M
+            [plain]
+            exportname = /srv/p.img
+            copyonwrite = false
+            """)
+        XCTAssertEqual(c.exports.map { $0.perStation }, [.cow(overlays: "/srv/overlays"), .cow(overlays: "/srv/b.img.overlays"),
+                                                         .swap(size: 512 << 20), nil])
+        XCTAssertEqual(try LoadedConfig.compose(file: c, commandLine: CommandLineSettings()).config.exports.count, 4)
+        assertRefused("[s]\nexportname = /srv/swap\nswap = true\n", ["/etc/nbd/config:1: export [s]: a swap export needs its size", "swapsize ="])
+        assertRefused("[r]\nexportname = /r\ncopyonwrite = true\nreadonly = true\n", ["/etc/nbd/config:1: export [r]: a cow export takes every write"])
+        assertRefused("[r]\nexportname = /r\ncopyonwrite = true\nfilesize = 1M\n", [":1: export [r]: filesize applies to plain exports"])
+        assertRefused("[r]\nexportname = /r\ncopyonwrite = maybe\n", ["/etc/nbd/config:3: copyonwrite = maybe: write true or false"])
+        XCTAssertThrowsError(try LoadedConfig.compose(file: try load("[a]\nexportname = /a\ncopyonwrite = true\n[b]\nexportname = /b\ncopyonwrite = true\ncowdir = /a.overlays\n"),
+                                                      commandLine: CommandLineSettings())) {
+            XCTAssertTrue(($0 as! ConfigError).message.contains("same directory"), "\($0)")
         }
     }
 }

@@ -5,7 +5,8 @@
 # changes and removes exports while a connection to an unchanged export stays
 # up (libnbd keeps reading through it) and one to a changed export is closed;
 # a bad file on reload is logged and the old configuration stays; a bad file
-# at start exits 2 naming FILE:LINE; allowlist = false refuses LIST.
+# at start exits 2 naming FILE:LINE; allowlist = false refuses LIST;
+# copyonwrite/cowdir and swap/swapsize give per-station exports.
 . "$(dirname "$0")/lib-server.sh"
 port=$(free_port 20810)
 mkdir -p "$WORK/conf.d"
@@ -107,8 +108,8 @@ printf '[generic]\nport = %s\n[a]\nexportname = %s\nreadonly = maybe\n' "$port" 
 check_bad "$WORK/bad.conf:5: readonly = 'maybe' is not a boolean; write true or false"
 printf '[a]\nexportname = %s\nauthfile = %s/none.allow\n' "$WORK/root.img" "$WORK" > "$WORK/bad.conf"
 check_bad "$WORK/bad.conf:3: authfile $WORK/none.allow: No such file or directory"
-printf '[a]\nexportname = %s\ncopyonwrite = true\n' "$WORK/root.img" > "$WORK/bad.conf"
-check_bad "copyonwrite needs the per-station copy-on-write backend"
+printf '[a]\nexportname = %s\nswap = true\n' "$WORK" > "$WORK/bad.conf"
+check_bad "$WORK/bad.conf:1: export [a]: a swap export needs its size"
 rc=0; "$NBDBOOT" serve -C "$WORK/missing.conf" > "$WORK/bad.txt" 2>&1 || rc=$?
 [ "$rc" = 2 ] && grep -q "missing.conf: cannot read the configuration file" "$WORK/bad.txt" || fail "a missing config: rc $rc: $(cat "$WORK/bad.txt")"
 
@@ -119,4 +120,23 @@ nbdinfo --list "$uri" > "$WORK/nolist.out" 2>&1 && fail "LIST was answered with 
 [ "$(nbdinfo --size "$uri/a")" = 2097152 ] || fail "GO failed with allowlist = false"
 grep -q "LIST is disabled on this server (allowlist = false" "$WORK/nolist.log" || fail "no log line for the refused LIST"
 stop_server "$SERVER_PID"
-pass "config file with includedir and --export, flags keys, SIGHUP add/change/remove keeping unchanged connections, bad reload kept, bad files exit 2, allowlist"
+
+# copyonwrite = true with cowdir: per-station overlays over a base that is never written.
+sum_before=$(sha256sum < "$WORK/root.img")
+printf '[generic]\nlistenaddr = 127.0.0.1\nport = %s\n[root]\nexportname = %s\ncopyonwrite = true\ncowdir = %s/ov\n[swap]\nexportname = %s/swap\nswap = true\nswapsize = 1M\n' \
+  "$port" "$WORK/root.img" "$WORK" "$WORK" > "$WORK/cow.conf"
+start_server cow -C "$WORK/cow.conf"
+"${NBDSH[@]}" -c "
+a = nbd.NBD(); a.connect_uri('$uri/root@st1')
+a.pwrite(b'station one', 0); a.flush(); a.shutdown()
+b = nbd.NBD(); b.connect_uri('$uri/root@st1')
+assert b.pread(11, 0) == b'station one'
+c = nbd.NBD(); c.connect_uri('$uri/root@st2')
+assert c.pread(9, 0) == b'root data', 'a second station must see the base'
+s = nbd.NBD(); s.connect_uri('$uri/swap@st1')
+assert s.get_size() == 1 << 20
+" > "$WORK/cow.out" 2>&1 || fail "copyonwrite from the config file: $(cat "$WORK/cow.out")"
+[ "$(sha256sum < "$WORK/root.img")" = "$sum_before" ] || fail "the base image of a copyonwrite export was written"
+ls "$WORK/ov" | grep -q st1 || fail "no overlay for st1 in the cowdir: $(ls "$WORK/ov")"
+stop_server "$SERVER_PID"
+pass "config file with includedir and --export, flags keys, SIGHUP add/change/remove keeping unchanged connections, bad reload kept, bad files exit 2, allowlist, copyonwrite and swap"

@@ -6,12 +6,18 @@
 import NBDWire
 
 enum FuzzServer {
-    static let exports = [
-        ExportInfo(name: "root", description: "Debian 12 root", size: 1 << 20,
-                   flags: [.hasFlags, .sendFlush, .sendFUA, .sendTrim, .sendWriteZeroes, .sendCache, .canMultiConn]),
-        ExportInfo(name: "ro", size: 4096, flags: [.hasFlags, .readOnly]),
-        ExportInfo(name: "lab", size: 512, flags: [.hasFlags]),
-    ]
+    /// "root" is per station (clients may ask for root@STATION), "lab" has
+    /// an allow list that refuses this client.
+    static let exports: [ExportInfo] = {
+        var e = [
+            ExportInfo(name: "root", description: "Debian 12 root", size: 1 << 20,
+                       flags: [.hasFlags, .sendFlush, .sendFUA, .sendTrim, .sendWriteZeroes, .sendCache, .canMultiConn]),
+            ExportInfo(name: "ro", size: 4096, flags: [.hasFlags, .readOnly]),
+            ExportInfo(name: "lab", size: 512, flags: [.hasFlags]),
+        ]
+        e[0].perStation = true
+        return e
+    }()
 
     static func run(_ input: [UInt8]) {
         var cursor = FuzzCursor(input)

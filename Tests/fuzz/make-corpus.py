@@ -39,6 +39,8 @@ seeds = {
     'server-exportname-noflags': bytes([0]) + struct.pack('>I', 0) + opt(1, b'root') + req(0, 1, 0, 4096) + req(2, 2),
     'server-list-info-abort': bytes([0]) + struct.pack('>I', 1) + opt(3) + opt(6, name_info('', [1, 2, 3]))
         + opt(6, name_info('lab')) + opt(9, meta('ro', [])) + opt(2),
+    'server-station-go': bytes([0]) + struct.pack('>I', 1) + opt(6, name_info('root@st1', [1])) + opt(7, name_info('root@10.0.2.15'))
+        + req(0, 1, 0, 512) + req(2, 2),
     'server-refusals': bytes([0]) + struct.pack('>I', 3) + opt(5) + opt(11) + opt(0x7777, b'xyz') + opt(8) + opt(8)
         + opt(7, name_info('ro')) + req(1, 1, 0, 8, 0, b'12345678') + req(0, 2, 4096, 1) + req(9, 3) + b'\xde\xad\xbe\xef' + bytes(24),
     # target 1: a server talking to the client
