@@ -193,7 +193,9 @@ boot_station() {
 # (fixed string); otherwise prints what the station got to and fails.
 expect_console() {
   local marker=$1 log=$2
-  if tr -d '\r' <"$log" | grep -qF -- "$marker"; then
+  # grep reads the file itself: `tr <log | grep -q` lets grep stop early, tr
+  # dies of SIGPIPE and, under pipefail, a found marker reads as missing.
+  if grep -aqF -- "$marker" "$log"; then
     vm_log "ok: console shows '$marker'"
     return 0
   fi
