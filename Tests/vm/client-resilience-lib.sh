@@ -118,11 +118,19 @@ resil_last_written() {
 resil_wait_console() {
   local marker=$1 log=$2 limit=$3 qpid=$4 i
   for ((i = 0; i < limit * 5; i++)); do
-    [ -f "$log" ] && tr -d '\r' <"$log" | grep -qE -- "$marker" && return 0
+    [ -f "$log" ] && grep -aqE -- "$marker" "$log" && return 0
     kill -0 "$qpid" 2>/dev/null || return 1
     sleep 0.2
   done
   return 1
+}
+
+# resil_expect MARKER LOG: like lib.sh's expect_console, but grep reads the
+# file itself: under `set -o pipefail`, `tr <LOG | grep -q` fails with
+# SIGPIPE once the log is bigger than a pipe buffer and grep stops early.
+resil_expect() {
+  if grep -aqF -- "$1" "$2"; then vm_log "ok: console shows '$1'"; return 0; fi
+  expect_console "$1" "$2"
 }
 
 # resil_kill_server: SIGKILL, as a crash (no NBD_CMD_DISC, no clean close).
@@ -148,7 +156,7 @@ resil_run() {
   qpid=$!
   vm_on_exit "kill $qpid 2>/dev/null"
   resil_wait_console "^RESIL writer-start" "$RESIL_LOG" 90 "$qpid" ||
-    { wait "$qpid" || true; expect_console "RESIL writer-start" "$RESIL_LOG"; return 1; }
+    { wait "$qpid" || true; resil_expect "RESIL writer-start" "$RESIL_LOG"; return 1; }
   t0=$SECONDS
   for ((cycle = 1; cycle <= RESIL_CYCLES; cycle++)); do
     sleep 4

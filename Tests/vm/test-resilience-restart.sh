@@ -25,11 +25,11 @@ tr -d '\r' <"$log" | grep -E '^RESIL (verify|dmesg-error|mount|host-done|writer)
 
 fail=0
 [ "$RESIL_CYCLES_DONE" = "$RESIL_CYCLES" ] || { vm_log "FAIL: only $RESIL_CYCLES_DONE of $RESIL_CYCLES restart cycles ran"; fail=1; }
-expect_console "RESIL host-done" "$log" || fail=1
-expect_console "RESIL-PASS" "$log" || fail=1
-reconnects=$(tr -d '\r' <"$log" | grep -c 'nbd-client: /dev/nbd0 reconnected' || true)
+resil_expect "RESIL host-done" "$log" || fail=1
+resil_expect "RESIL-PASS" "$log" || fail=1
+reconnects=$(grep -ac 'nbd-client: /dev/nbd0 reconnected' "$log" || true)
 [ "$reconnects" -ge "$RESIL_CYCLES" ] || { vm_log "FAIL: the client logged $reconnects reconnects, expected $RESIL_CYCLES"; fail=1; }
-if tr -d '\r' <"$log" | grep -E 'I/O error|Remounting filesystem read-only|EXT4-fs error|Kernel panic'; then
+if grep -aE 'I/O error|Remounting filesystem read-only|EXT4-fs error|Kernel panic' "$log"; then
   vm_log "FAIL: the console shows the errors above"; fail=1
 fi
 [ $fail = 0 ] || vm_die "the station did not survive the server restarts (console: $log)"
