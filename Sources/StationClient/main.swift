@@ -128,7 +128,11 @@ func runConnect(_ o: ConnectOptions) throws(ClientError) -> Int32 {
             scanPartitions(o.device)
             printOut("Connected \(o.device.path)\n")
             guard let events else { return 0 }
-            return startMonitor(Monitor(netlink: nl, events: events, dialer: dialer, options: o, export: export, setup: setup))
+            guard let monitor = Monitor(netlink: nl, events: events, dialer: dialer, options: o, export: export, setup: setup) else {
+                printError("cannot prepare the -persist monitor (no /dev/null, or the Unix socket path is too long): \(o.device.path) stays connected without reconnects")
+                return 0
+            }
+            return startMonitor(monitor)
         }
         printError("the kernel has no 'nbd' netlink family (old kernel?): using the ioctl interface")
     }
