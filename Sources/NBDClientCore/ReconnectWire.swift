@@ -260,3 +260,21 @@ public func swapsMention(_ b: [UInt8], count: Int, device name: [UInt8]) -> Bool
     }
     return false
 }
+
+/// How many swap areas /proc/swaps in `b[0..<count]` lists (its lines after
+/// the "Filename Type Size Used Priority" header).
+public func swapAreaCount(_ b: [UInt8], count: Int) -> Int {
+    let end = min(count, b.count)
+    var lines = 0
+    var lineHasText = false
+    for i in 0..<end {
+        if b[i] == 10 {
+            if lineHasText { lines += 1 }
+            lineHasText = false
+        } else if b[i] != 32 && b[i] != 9 {
+            lineHasText = true
+        }
+    }
+    if lineHasText { lines += 1 }
+    return max(0, lines - 1)
+}

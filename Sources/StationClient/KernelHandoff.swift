@@ -163,6 +163,21 @@ func scanPartitions(_ device: NBDDevice) {
     if let d = try? FileDescriptor.open(device.path, O_RDONLY) { d.close() }
 }
 
+/// Reads a regular file whole (up to 1 MiB); nil when it cannot be opened.
+func readWholeFile(_ path: String) -> String? {
+    guard let fd = try? FileDescriptor.open(path, O_RDONLY) else { return nil }
+    defer { fd.close() }
+    var data: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while data.count < 1 << 20 {
+        let n = chunk.withUnsafeMutableBytes { (try? fd.read(into: $0)) ?? -1 }
+        if n < 0 { return nil }
+        if n == 0 { break }
+        data += chunk[0..<n]
+    }
+    return String(decoding: data, as: UTF8.self)
+}
+
 /// Reads a small file (sysfs, procfs) whole; nil when it cannot be opened.
 func readSmallFile(_ path: String) -> String? {
     guard let fd = try? FileDescriptor.open(path, O_RDONLY) else { return nil }

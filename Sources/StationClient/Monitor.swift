@@ -71,17 +71,28 @@ struct Monitor {
         }
     }
 
-    /// Swap-aware mode: with -swap, or as soon as /proc/swaps lists the
-    /// device, lock every page (mlockall) so that reconnecting never waits
-    /// for a page of our own to come back from the dead device.
+    /// Swap-aware mode: with -swap, or as soon as the system swaps at all
+    /// (/proc/swaps lists an area: this device, or another one that a page
+    /// of ours could be written to), lock every page (mlockall) so that
+    /// reconnecting never waits for a swap-in. Seen in QEMU without it: the
+    /// root's monitor was swapped out to the NBD swap of the same server, and
+    /// only ran again once the swap device's locked monitor had reconnected.
     mutating func lockIfSwap() {
-        guard !locked, options.swap || engine.holdsSwap() else { return }
+        guard !locked else { return }
+        let use: SwapUse = options.swap ? .thisDevice : engine.swapUse()
+        if case .none = use { return }
         locked = true
         lockInMemory()
         engine.line.start()
         engine.line.add("/dev/")
         engine.line.add(device.name)
-        engine.line.add(options.swap ? " (-swap): monitor locked in memory" : " holds swap: monitor locked in memory")
+        if options.swap {
+            engine.line.add(" (-swap): monitor locked in memory")
+        } else if case .thisDevice = use {
+            engine.line.add(" holds swap: monitor locked in memory")
+        } else {
+            engine.line.add(": the system swaps, monitor locked in memory")
+        }
         engine.line.emit()
     }
 

@@ -310,18 +310,22 @@ struct ReconnectEngine {
         }
     }
 
-    /// Whether /proc/swaps lists this device or one of its partitions.
-    mutating func holdsSwap() -> Bool {
-        guard swapsFd >= 0, lseek(swapsFd, 0, SEEK_SET) == 0 else { return false }
+    /// What /proc/swaps says: none, swap elsewhere, or swap on this device
+    /// (or one of its partitions).
+    mutating func swapUse() -> SwapUse {
+        guard swapsFd >= 0, lseek(swapsFd, 0, SEEK_SET) == 0 else { return .none }
         var total = 0
         while total < buffer.count {
             let got = buffer.withUnsafeMutableBytes { read(swapsFd, $0.baseAddress! + total, $0.count - total) }
             if got <= 0 { break }
             total += got
         }
-        return swapsMention(buffer, count: total, device: deviceName)
+        if swapsMention(buffer, count: total, device: deviceName) { return .thisDevice }
+        return swapAreaCount(buffer, count: total) > 0 ? .elsewhere : .none
     }
 }
+
+enum SwapUse { case none, elsewhere, thisDevice }
 
 /// fcntl(F_DUPFD_CLOEXEC) above the standard descriptors.
 func fcntl_dupfd(_ fd: Int32) -> Int32 {

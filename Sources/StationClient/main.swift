@@ -31,11 +31,32 @@ func main(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar
         case .check(let device): return try runCheck(device)
         case .disconnect(let device, let noNetlink): return try runDisconnect(device, noNetlink: noNetlink)
         case .connect(let options): return try runConnect(options)
+        case .connectFromTab(let device, let overrides, let connectionsGiven):
+            return try runConnect(try optionsFromTab(device, overrides, connectionsGiven))
         }
     } catch {
         printError(error.message)
         return error.exitCode
     }
+}
+
+/// Where `nbd-client nbdN` looks its connection up (nbdtab(5)).
+let nbdtabPath = "/etc/nbdtab"
+
+/// The nbdtab entry for `device` with the command line on top.
+func optionsFromTab(_ device: NBDDevice, _ overrides: ConnectOptions, _ connectionsGiven: Bool) throws(ClientError) -> ConnectOptions {
+    guard let text = readWholeFile(nbdtabPath) else {
+        throw ClientError("\(device.name) alone means: connect its entry in \(nbdtabPath), but \(nbdtabPath) cannot be read: \(Errno.current.description) (or give HOST [PORT] \(device.path))")
+    }
+    let tab: NBDTab
+    do { tab = try NBDTab.parse(text, path: nbdtabPath) } catch { throw ClientError(error.message) }
+    for w in tab.warnings { printError("warning: \(w)") }
+    guard let entry = tab.entry(for: device) else {
+        throw ClientError("\(nbdtabPath) has no entry for \(device.name) (a line: \(device.name) HOST EXPORT [OPTIONS])")
+    }
+    let o = entry.merged(with: overrides, connectionsGiven: connectionsGiven)
+    do { try checkCombination(o) } catch { throw ClientError("\(nbdtabPath) line \(entry.line): \(error.message)") }
+    return o
 }
 
 /// -l: NBD_OPT_LIST, one export per line ("name" or "name: description").

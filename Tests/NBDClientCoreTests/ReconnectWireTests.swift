@@ -152,5 +152,8 @@ final class ReconnectWireTests: XCTestCase {
         // A header alone, or nothing.
         XCTAssertFalse(swapsMention(Array("Filename Type\n".utf8), count: 14, device: Array("nbd1".utf8)))
         XCTAssertFalse(swapsMention([], count: 0, device: Array("nbd1".utf8)))
+        XCTAssertEqual(swapAreaCount(b, count: b.count), 3)
+        XCTAssertEqual(swapAreaCount(Array("Filename Type\n".utf8), count: 14), 0)
+        XCTAssertEqual(swapAreaCount([], count: 0), 0)
     }
 }

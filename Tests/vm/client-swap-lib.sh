@@ -146,6 +146,10 @@ swap_check() {
     { vm_log "FAIL: the swap device's nbd-client is not locked in memory with oom_score_adj -1000"; fail=1; }
   grep -aq 'nbd-client: /dev/nbd1 (-swap): monitor locked in memory' "$log" ||
     { vm_log "FAIL: the client did not log that it locked itself (-swap)"; fail=1; }
+  # The root's monitor (started by the initramfs without -swap) must lock
+  # itself once the system swaps, or it can be swapped out to nbd1.
+  grep -aq 'nbd-client: /dev/nbd0: the system swaps, monitor locked in memory' "$log" ||
+    { vm_log "FAIL: the root device's monitor did not lock itself when swap came on"; fail=1; }
   grep -aq '^SWAP-PASS' "$log" || { vm_log "FAIL: no SWAP-PASS on the console ($log)"; tr -d '\r' <"$log" | tail -30 | sed 's/^/    | /' >&2; fail=1; }
   return $fail
 }
