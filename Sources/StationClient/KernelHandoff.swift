@@ -155,6 +155,20 @@ func waitForDevice(_ device: NBDDevice, running: Bool, tenthsOfSeconds: Int) -> 
     return (devicePid(device) != nil) == running
 }
 
+/// Holds the kernel to the server's maximum request (NBD_INFO_BLOCK_SIZE):
+/// /sys/block/nbdN/queue/max_sectors_kb, which no netlink attribute or ioctl
+/// sets. A failure only warns: the server may then refuse large requests.
+func capRequests(_ setup: DeviceSetup) {
+    guard let kib = setup.maxRequestKiB else { return }
+    let path = "/sys/block/\(setup.device.name)/queue/max_sectors_kb"
+    let text = "\(kib)"
+    let fd = shim_open(path, O_WRONLY | O_CLOEXEC, 0)
+    if fd < 0 || write(fd, text, text.utf8.count) < 0 {
+        printError("warning: cannot limit requests to the server's maximum of \(kib) KiB (\(path): \(Errno.current.description))")
+    }
+    if fd >= 0 { _ = close(fd) }
+}
+
 /// Opens the device once and closes it: the kernel reads the partition table
 /// on the first open after a (re)start (GD_NEED_PART_SCAN), and an initramfs
 /// has no udev to do that open, so /dev/nbdNpM would never appear. nbd-client

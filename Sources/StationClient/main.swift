@@ -146,6 +146,7 @@ func runConnect(_ o: ConnectOptions) throws(ClientError) -> Int32 {
             // must not keep the original sockets alive after they die.
             for c in connections { c.fd.close() }
             connections = []
+            capRequests(setup)
             scanPartitions(o.device)
             printOut("Connected \(o.device.path)\n")
             guard let events else { return 0 }
@@ -182,6 +183,7 @@ func runIoctl(_ setup: DeviceSetup, fds: [Int32], options o: ConnectOptions, dia
     dev.close()
     for _ in 0..<100 {
         if devicePid(o.device) != nil {
+            capRequests(setup)
             scanPartitions(o.device)
             printOut("Connected \(o.device.path)\n")
             return 0
