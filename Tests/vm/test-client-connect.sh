@@ -123,7 +123,7 @@ for m in idle-check-1 badname-exit-1 \
          persist-connect-ok persist-resident-marked persist-content-ok persist-survives-without-sys persist-read-after-restart-ok persist-reconnected \
          persist-disconnect-ok persist-monitor-exited parted-connect-ok parted-partition-ok freeze-connect-ok freeze-read-ok freeze-reconnected \
          same-idle-check same-check-ours same-check-debians ours-disconnects-debians debian-disconnects-ours same-list \
-         nbdtab-debian-connect nbdtab-ours-connect nbdtab-ours-content nbdtab-same-check nbdtab-disconnect nbdtab-missing-entry-exit-1 \
+         nbdtab-debian-drops-port nbdtab-ours-connect nbdtab-ours-content nbdtab-same-check nbdtab-disconnect nbdtab-missing-entry-exit-1 \
          uri-connect-ok multiconn-refused maxpayload-capped swap-autolock done; do
   if grep -aq "CLIENTTEST $m" "$log"; then echo "ok   $m"; else echo "MISS $m"; missing=$((missing + 1)); fi
 done
