@@ -222,7 +222,9 @@ func startMonitor(_ monitor: Monitor) -> Int32 {
     detach()
     var m = monitor
     // Every page the reconnect path touches exists now: the buffers and
-    // messages (ReconnectEngine.prepare), and 128 KiB of stack.
+    // messages (ReconnectEngine.prepare, owned by this copy after warmUp),
+    // and 128 KiB of stack.
+    m.engine.warmUp()
     shim_prefault_stack(128)
     becomeIOHelper(swap: false)
     m.run()

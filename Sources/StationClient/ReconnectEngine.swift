@@ -135,6 +135,19 @@ struct ReconnectEngine {
                                deviceName: Array(device.name.utf8))
     }
 
+    /// Writes once to every buffer and message, so that each is owned by
+    /// this copy of the engine and present in memory: the Monitor value was
+    /// copied into the child, and the first write to a shared array would
+    /// otherwise copy it (an allocation) in the middle of a reconnect.
+    mutating func warmUp() {
+        buffer[0] = 0
+        clientFlags[0] = 0
+        netlinkBuffer[0] = 0
+        NetlinkScan.setSequence(&reconfigure, 0)
+        NetlinkScan.setSequence(&status, 0)
+        line.bytes[0] = 0
+    }
+
     // MARK: dialing and the handshake
 
     /// One full attempt: dial, handshake, check the export.
