@@ -145,7 +145,7 @@ resil_kill_server() {
 # and waits for it to power off. Sets RESIL_LOG (console) and RESIL_CYCLES_DONE.
 # The station stops on its own in "fail" mode once the kernel reports errors.
 resil_run() {
-  local initrd=$1 export=$2 mode=$3 done_port qpid cycle before t0 lpid
+  local initrd=$1 export=$2 mode=$3 done_port qpid cycle before t0 lpid i
   RESIL_LOG=$VM_WORK/console.log
   RESIL_CYCLES_DONE=0
   start_nbdboot_server "$export"
@@ -165,12 +165,16 @@ resil_run() {
     cp "$VM_SERVER_LOG" "$VM_WORK/server-run$cycle.log"
     resil_kill_server
     vm_log "cycle $cycle: server killed (SIGKILL) after file $before; down for $RESIL_DOWN s"
-    sleep "$RESIL_DOWN"
+    # Down for RESIL_DOWN s, unless the station gave up meanwhile (fail mode).
+    for ((i = 0; i < RESIL_DOWN * 5; i++)); do
+      kill -0 "$qpid" 2>/dev/null || break
+      sleep 0.2
+    done
+    kill -0 "$qpid" 2>/dev/null || { vm_log "cycle $cycle: the station stopped while the server was down"; break; }
     VM_PORT=$port start_nbdboot_server "$export"
     vm_log "cycle $cycle: server restarted on port $port"
     RESIL_CYCLES_DONE=$cycle
     # The station must write again (or, in fail mode, may stop).
-    local i
     for ((i = 0; i < 150; i++)); do
       [ "$(resil_last_written "$RESIL_LOG")" -gt "$before" ] && break
       kill -0 "$qpid" 2>/dev/null || break
