@@ -99,8 +99,9 @@ public func parseDecimal(_ text: String, max: Int) -> Int? {
     var any = false
     for b in text.utf8 {
         guard b >= 0x30 && b <= 0x39 else { return nil }
-        n = n * 10 + Int(b - 0x30)
-        if n > max { return nil }
+        let d = Int(b - 0x30)
+        guard n <= (max - d) / 10 else { return nil }  // n * 10 + d <= max, without overflow
+        n = n * 10 + d
         any = true
     }
     return any ? n : nil

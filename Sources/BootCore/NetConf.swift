@@ -60,12 +60,13 @@ public struct NetworkSettings: Equatable, Sendable {
 
     /// The text of /run/net-DEVICE.conf, shell-sourceable, values in single quotes.
     public var netConfText: String {
-        func q(_ s: String) -> String {
-            var out = "'"
+        func q(_ s: String) -> String {  // single quotes; ' becomes '\''
+            var out: [UInt8] = [UInt8(ascii: "'")]
             for ch in s.utf8 {
-                if ch == UInt8(ascii: "'") { out += "'\\''" } else { out += String(decoding: [ch], as: UTF8.self) }
+                if ch == UInt8(ascii: "'") { out += Array("'\\''".utf8) } else { out.append(ch) }
             }
-            return out + "'"
+            out.append(UInt8(ascii: "'"))
+            return String(decoding: out, as: UTF8.self)
         }
         let zero = IPv4Address.any.text
         let lines: [(String, String)] = [

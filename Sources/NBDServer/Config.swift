@@ -80,6 +80,8 @@ public struct ExportSpec: Equatable, Sendable {
     public var readOnly: Bool
     /// Sent in NBD_INFO_DESCRIPTION and NBD_REP_SERVER when not empty.
     public var description: String
+    /// Copy-on-write or swap, one backend per station (StationOptions.swift); nil for a plain export.
+    public var perStation: PerStation? = nil
 
     public init(name: String, path: String, readOnly: Bool = false, description: String = "") {
         self.name = name
@@ -89,13 +91,18 @@ public struct ExportSpec: Equatable, Sendable {
     }
 
     /// The options that may follow the path, after commas.
-    public static let knownOptions = ["readonly", "ro", "rw"]
+    public static let knownOptions = ["readonly", "ro", "rw"] + StationOptions.names + ["desc=TEXT (last)"]
+    /// Longest description accepted: it travels in NBD_INFO_DESCRIPTION and
+    /// NBD_REP_SERVER, and nbd-client drops option replies of 4096 bytes or more.
+    public static let maxDescription = 1024
 
-    /// Parses `NAME=PATH[,OPTION...]`. Options: `readonly` (or `ro`), `rw`.
-    /// A path cannot contain a comma (everything after the first one is options).
+    /// Parses `NAME=PATH[,OPTION...]`. Options: `readonly` (or `ro`), `rw`,
+    /// and last `desc=TEXT` (or `description=TEXT`): TEXT is the rest of the
+    /// argument, commas included. A path cannot contain a comma (everything
+    /// after the first one is options).
     public static func parse(_ text: String) throws(ConfigError) -> ExportSpec {
         guard let eq = text.firstIndex(of: "=") else {
-            throw ConfigError("--export '\(text)': expected NAME=PATH[,readonly], e.g. root=/srv/root.img")
+            throw ConfigError("--export '\(text)': expected NAME=PATH[,readonly][,desc=TEXT], e.g. root=/srv/root.img")
         }
         let name = String(text[..<eq])
         let rest = text[text.index(after: eq)...].split(separator: ",", omittingEmptySubsequences: false)
@@ -107,15 +114,44 @@ public struct ExportSpec: Equatable, Sendable {
             throw ConfigError("--export '\(text.prefix(40))...': the name is longer than \(Limits.maxString) bytes, the protocol's limit")
         }
         var spec = ExportSpec(name: name, path: path)
-        for option in rest.dropFirst() {
+        var stationOptions = StationOptions()
+        var options = rest.dropFirst()
+        while let option = options.first {
+            options = options.dropFirst()
+            if option.hasPrefix("desc=") || option.hasPrefix("description=") {
+                let value = option.drop { $0 != "=" }.dropFirst()
+                spec.description = ([String(value)] + options.map(String.init)).joined(separator: ",")
+                guard spec.description.utf8.count <= maxDescription else {
+                    throw ConfigError("--export '\(text.prefix(60))...': the description is \(spec.description.utf8.count) bytes, more than \(maxDescription); shorten it")
+                }
+                break
+            }
             switch option {
             case "readonly", "ro": spec.readOnly = true
             case "rw": spec.readOnly = false
             default:
+                if try stationOptions.take(String(option), input: text) { continue }
                 throw ConfigError("--export '\(text)': unknown option '\(option)' after the path; known options: \(knownOptions.joined(separator: ", "))")
             }
         }
+        spec.perStation = try stationOptions.resolve(path: path, readOnly: spec.readOnly, input: text)
         return spec
+    }
+}
+
+/// Bounds that protect the server from slow or hostile clients.
+public struct ServerLimits: Equatable, Sendable {
+    /// Seconds a client has from accept(2) to the end of the handshake.
+    public var handshakeTimeout: Double
+    /// Options one handshake may send before the server closes it.
+    public var maxOptions: Int
+    /// Connections open at once; further ones are closed at accept(2).
+    public var maxConnections: Int
+
+    public init(handshakeTimeout: Double = 30, maxOptions: Int = 64, maxConnections: Int = 1024) {
+        self.handshakeTimeout = handshakeTimeout
+        self.maxOptions = maxOptions
+        self.maxConnections = maxConnections
     }
 }
 
@@ -123,9 +159,14 @@ public struct ExportSpec: Equatable, Sendable {
 public struct ServerConfig: Equatable, Sendable {
     public var listen: ListenAddress
     public var exports: [ExportSpec]
+    public var limits: ServerLimits
+    /// Speak the oldstyle protocol (spec "Oldstyle negotiation"): the
+    /// 152-byte greeting, then transmission on the one export.
+    public var oldstyle: Bool
 
     /// Checks that there is at least one export and that names are unique.
-    public init(listen: ListenAddress, exports: [ExportSpec]) throws(ConfigError) {
+    public init(listen: ListenAddress, exports: [ExportSpec], limits: ServerLimits = ServerLimits(),
+                oldstyle: Bool = false) throws(ConfigError) {
         guard !exports.isEmpty else {
             throw ConfigError("no export given: add --export NAME=PATH (or use the classic form PORT FILE)")
         }
@@ -136,7 +177,22 @@ public struct ServerConfig: Equatable, Sendable {
             }
             seen.append(e.name)
         }
+        try StationOptions.checkDirectories(exports)
+        guard limits.handshakeTimeout > 0 && limits.handshakeTimeout <= 86400 else {
+            throw ConfigError("--handshake-timeout \(limits.handshakeTimeout): give the seconds a client may take for the handshake, above 0 and at most 86400, e.g. 30")
+        }
+        guard limits.maxConnections >= 1 else {
+            throw ConfigError("--max-connections \(limits.maxConnections): give how many connections may be open at once, at least 1, e.g. 1024")
+        }
+        guard limits.maxOptions >= 1 else {
+            throw ConfigError("the option limit \(limits.maxOptions) must be at least 1")
+        }
+        if oldstyle && exports.count != 1 {
+            throw ConfigError("--oldstyle serves exactly one export per listener (the oldstyle greeting names none), got \(exports.count); run one server per export, each with its own --listen port")
+        }
         self.listen = listen
         self.exports = exports
+        self.limits = limits
+        self.oldstyle = oldstyle
     }
 }

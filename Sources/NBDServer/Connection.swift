@@ -9,19 +9,38 @@ import Glibc
 import LinuxSys
 import NBDWire
 
+/// CLOCK_MONOTONIC in seconds: immune to the wall clock being set.
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+/// "30" for whole seconds, "0.5" otherwise.
+func seconds(_ value: Double) -> String {
+    value == value.rounded() ? String(Int(value)) : String(value)
+}
+
 final class Connection: @unchecked Sendable {
     let id: Int
     let fd: Int32
     let peer: String
     private let exports: [Export]
+    private let oldstyle: Bool
+    private let limits: ServerLimits
     private let log: Logger
     private var requests = 0
+    /// A per-station export's view for this connection's station (StationExport.swift).
+    private var attached: Export?
 
-    init(id: Int, fd: Int32, peer: String, exports: [Export], log: Logger) {
+    init(id: Int, fd: Int32, peer: String, exports: [Export], oldstyle: Bool = false,
+         limits: ServerLimits = ServerLimits(), log: Logger) {
         self.id = id
         self.fd = fd
         self.peer = peer
         self.exports = exports
+        self.oldstyle = oldstyle
+        self.limits = limits
         self.log = log
     }
 
@@ -30,8 +49,21 @@ final class Connection: @unchecked Sendable {
     /// Runs the connection to its end. The owner closes the socket afterwards
     /// (under its lock, so a shutdown never reaches a recycled descriptor).
     func run() {
-        if let index = handshake() {
-            transmission(exports[index])
+        defer { attached?.detachStation() }
+        if oldstyle {
+            // Spec "Oldstyle negotiation": NBDMAGIC, 0x00420281861253, size,
+            // 32-bit flags, 124 zeroes, and transmission starts; the client
+            // says nothing and gets simple replies only.
+            guard let export = exports[0].attachOldstyle(peer: peer, note: { note($0) }) else { return }
+            if export !== exports[0] { attached = export }
+            let e = export.info
+            setSendTimeout(limits.handshakeTimeout)
+            guard send(OldstyleGreeting(exportSize: e.size, flags: e.flags).encode()) else { return }
+            setSendTimeout(0)
+            note("export '\(e.name)' via oldstyle greeting (\(e.size) bytes, flags 0x\(hex(UInt64(e.flags.rawValue))))")
+            transmission(export, Session())
+        } else if let (index, session) = handshake() {
+            transmission(attached ?? exports[index], session)
         }
     }
 
@@ -44,14 +76,27 @@ final class Connection: @unchecked Sendable {
 
     // MARK: handshake
 
-    /// Returns the export chosen, or nil when the connection should close.
-    private func handshake() -> Int? {
-        var machine = ServerHandshake(exports: exports.map { $0.info })
+    /// Returns the export chosen and what was negotiated, or nil when the
+    /// connection should close.
+    /// The whole handshake must end within `limits.handshakeTimeout`: reads
+    /// wait with poll(2) for what is left of it, sends give up after it
+    /// (SO_SNDTIMEO, cleared again for transmission, where clients may idle).
+    private func handshake() -> (Int, Session)? {
+        var machine = ServerHandshake(exports: exports.map { $0.info }, maxOptions: limits.maxOptions)
+        let deadline = monotonicSeconds() + limits.handshakeTimeout
+        setSendTimeout(limits.handshakeTimeout)
+        defer { setSendTimeout(0) }
+        func readExactly(_ count: Int, _ what: String) -> [UInt8]? {
+            readHandshake(count, what, deadline: deadline)
+        }
         guard send(machine.greeting()) else { return nil }
         guard let flags = readExactly(ClientFlagsMessage.size, "client flags") else { return nil }
         var step = machine.receiveClientFlags(flags)
         var lastOption = OptionCode(0)
         while true {
+            if case .transmit(let index) = step.next {
+                (step, attached) = exports[index].admit(step, option: lastOption, requested: machine.selectedName, peer: peer)
+            }
             if let line = step.note { note(line) }
             if !step.send.isEmpty && !send(step.send) { return nil }
             switch step.next {
@@ -67,17 +112,20 @@ final class Connection: @unchecked Sendable {
                 return nil
             case .transmit(let index):
                 let e = exports[index].info
-                note("export '\(e.name)' via \(lastOption.name) (\(e.size) bytes, flags 0x\(hex(UInt64(e.flags.rawValue))))")
-                return index
+                let s = machine.session
+                let modes = (s.structuredReplies ? ", structured replies" : "") + (s.allocationContext != nil ? ", base:allocation" : "")
+                note("export '\(e.name)' via \(lastOption.name) (\(e.size) bytes, flags 0x\(hex(UInt64(machine.flags(of: e).rawValue)))\(modes))")
+                return (index, s)
             }
         }
     }
 
     // MARK: transmission
 
-    private func transmission(_ export: Export) {
-        let sender = ReplySender(fd: fd)
-        let executor = Executor(export: export, sender: sender, log: Logger { [id, log] in log("conn \(id): \($0)") })
+    private func transmission(_ export: Export, _ session: Session) {
+        let sender = ReplySender(fd: fd, structured: session.structuredReplies)
+        let executor = Executor(export: export, sender: sender, session: session,
+                                log: Logger { [id, log] in log("conn \(id): \($0)") })
         let queue = WorkQueue(log: log) { executor.run($0) }
         let gate = export.gate
         var ending = "client closed the connection without DISC"
@@ -93,7 +141,7 @@ final class Connection: @unchecked Sendable {
                 ending = "DISC"
                 break
             }
-            let rejection = RequestGate.check(request, on: gate)
+            let rejection = RequestGate.check(request, on: gate, session: session)
             var payload: [UInt8] = []
             if request.command == .write {
                 if rejection != nil {
@@ -105,7 +153,7 @@ final class Connection: @unchecked Sendable {
             }
             if let rejection {
                 note("\(describe(request)): \(rejection.error.name) (\(rejection.reason))")
-                guard sender.reply(rejection.error, cookie: request.cookie) else { break }
+                guard sender.fail(rejection.error, cookie: request.cookie, message: rejection.reason) else { break }
                 continue
             }
             queue.submit(Job(request: request, payload: payload))
@@ -115,6 +163,46 @@ final class Connection: @unchecked Sendable {
     }
 
     // MARK: socket I/O
+
+    /// Reads exactly `count` handshake bytes before `deadline` (CLOCK_MONOTONIC
+    /// seconds): poll(2) for the time left, then read(2). Nil when the peer is
+    /// gone or time is up (both logged).
+    private func readHandshake(_ count: Int, _ what: String, deadline: Double) -> [UInt8]? {
+        var out = [UInt8](repeating: 0, count: count)
+        var got = 0
+        while got < count {
+            let left = deadline - monotonicSeconds()
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = left <= 0 ? 0 : poll(&p, 1, Int32(min(left * 1000, 3_600_000).rounded(.up)))
+            if ready < 0 {
+                if errno == EINTR { continue }
+                note("poll while waiting for \(what): \(Errno.current.description)")
+                return nil
+            }
+            if ready == 0 {
+                note("handshake timed out after \(seconds(limits.handshakeTimeout)) s (--handshake-timeout) while the server waited for \(what); closing")
+                return nil
+            }
+            let n = out.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + got, count - got) }
+            if n < 0 {
+                if errno == EINTR || errno == EAGAIN { continue }
+                note("reading \(what): \(Errno.current.description)")
+                return nil
+            }
+            if n == 0 {
+                note("client closed the connection while the server waited for \(what)")
+                return nil
+            }
+            got += n
+        }
+        return out
+    }
+
+    /// SO_SNDTIMEO: a send(2) blocked longer than `seconds` fails (0: never).
+    private func setSendTimeout(_ seconds: Double) {
+        var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - Double(Int(seconds))) * 1e6))
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
 
     /// Reads exactly `count` bytes; nil (logged when `what` is given and it is
     /// not a plain end of stream) when the peer is gone.

@@ -21,6 +21,79 @@ public protocol BlockBackend: AnyObject, Sendable {
     func trim(offset: UInt64, length: UInt64) throws(SysError)
     /// Releases the backend's resources.
     func close()
+    /// The allocation of `offset ..< offset + length` (inside the export) as
+    /// consecutive extents from `offset`, at most `maxCount` of them (they may
+    /// then cover only a prefix of the range). For BLOCK_STATUS and for
+    /// OFFSET_HOLE chunks in structured READ replies.
+    func extents(offset: UInt64, length: UInt64, maxCount: Int) throws(SysError) -> [Extent]
+    /// Makes a range read as zeroes (NBD_CMD_WRITE_ZEROES). `mayPunch`: it may
+    /// become a hole (no NO_HOLE flag); `fast`: fail with EOPNOTSUPP rather
+    /// than take a slow path such as writing zeroes (FAST_ZERO).
+    func zero(offset: UInt64, length: UInt64, mayPunch: Bool, fast: Bool) throws(SysError)
+    /// Prefetch hint (NBD_CMD_CACHE): no effect on the contents.
+    func cache(offset: UInt64, length: UInt64) throws(SysError)
+}
+
+/// A run of bytes with one allocation state.
+public struct Extent: Equatable, Sendable {
+    public var length: UInt64
+    public var state: AllocationState
+
+    public init(length: UInt64, state: AllocationState) {
+        self.length = length
+        self.state = state
+    }
+
+    /// Unallocated and reading as zeroes (NBD_STATE_HOLE | NBD_STATE_ZERO = 3).
+    public static func hole(_ length: UInt64) -> Extent { Extent(length: length, state: [.hole, .zero]) }
+    /// Allocated data (status 0, always a safe answer).
+    public static func data(_ length: UInt64) -> Extent { Extent(length: length, state: []) }
+    public var isHole: Bool { state.contains(.zero) }
+}
+
+extension BlockBackend {
+    /// A backend that cannot tell holes from data reports data, the answer
+    /// the spec calls always safe.
+    public func extents(offset: UInt64, length: UInt64, maxCount: Int) throws(SysError) -> [Extent] {
+        length == 0 ? [] : [.data(length)]
+    }
+}
+
+extension BlockBackend {
+    /// Without a faster way, zeroes are written, 1 MiB at a time; that is
+    /// never "fast".
+    public func zero(offset: UInt64, length: UInt64, mayPunch: Bool, fast: Bool) throws(SysError) {
+        if length == 0 { return }
+        if fast { throw SysError("write zeroes", Errno(EOPNOTSUPP), "no fast way to zero") }
+        try writeZeroes(self, offset: offset, length: length)
+    }
+
+    /// A backend without a page cache of its own has nothing to prefetch.
+    public func cache(offset: UInt64, length: UInt64) throws(SysError) {}
+}
+
+/// Writes `length` zero bytes at `offset` through `backend.write`, 1 MiB at a time.
+func writeZeroes(_ backend: some BlockBackend, offset: UInt64, length: UInt64) throws(SysError) {
+    let chunk = Int(min(length, 1 << 20))
+    let zeroes = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
+    defer { zeroes.deallocate() }
+    zeroes.initializeMemory(as: UInt8.self, repeating: 0)
+    var done: UInt64 = 0
+    while done < length {
+        let n = Int(min(UInt64(chunk), length - done))
+        try backend.write(UnsafeRawBufferPointer(rebasing: zeroes[..<n]), at: offset + done)
+        done += UInt64(n)
+    }
+}
+
+/// Appends `e` to `list`, merging it into the last extent when the state is the same.
+func appendExtent(_ e: Extent, to list: inout [Extent]) {
+    guard e.length > 0 else { return }
+    if let last = list.last, last.state == e.state {
+        list[list.count - 1].length += e.length
+    } else {
+        list.append(e)
+    }
 }
 
 /// A regular file or a block device, shared by every connection through one
@@ -98,13 +171,99 @@ public final class FileBackend: BlockBackend {
     /// spec allows (TRIM is advisory).
     public func trim(offset: UInt64, length: UInt64) throws(SysError) {
         if length == 0 { return }  // fallocate refuses len 0 (EINVAL); a no-op for NBD
-        let punchHoleKeepSize: Int32 = 0x02 | 0x01
-        let rc = c_fallocate(fd, punchHoleKeepSize, Int64(offset), Int64(length))
+        let rc = c_fallocate(fd, FallocateMode.punchHole | FallocateMode.keepSize, Int64(offset), Int64(length))
         if rc != 0 {
             let e = Errno.current
             if e == Errno(EOPNOTSUPP) || e == Errno(ENODEV) || e == Errno(ENOSYS) { return }
             throw SysError("fallocate", e, path)
         }
+    }
+
+    /// lseek(2) SEEK_DATA / SEEK_HOLE from `offset`: the file system's view
+    /// of which ranges hold data. SEEK_DATA failing with ENXIO means "no data
+    /// up to the end of the file"; a file system or device without hole
+    /// support reports everything as data (block devices do so by answering
+    /// SEEK_DATA with the offset itself and SEEK_HOLE with the size). lseek
+    /// moves the shared file offset, which nothing here uses (pread/pwrite).
+    public func extents(offset: UInt64, length: UInt64, maxCount: Int) throws(SysError) -> [Extent] {
+        let end = offset + length
+        var out: [Extent] = []
+        var pos = offset
+        // Each round adds an extent or moves `pos`; the bound only guards
+        // against a file whose holes change under us forever.
+        var rounds = 0
+        while pos < end && out.count < maxCount && rounds < 4 * maxCount + 4 {
+            rounds += 1
+            let data = lseek(fd, off_t(pos), SEEK_DATA)
+            if data < 0 {
+                let e = Errno.current
+                if e.rawValue == ENXIO {
+                    appendExtent(.hole(end - pos), to: &out)
+                } else if e.rawValue == EINVAL || e.rawValue == EOPNOTSUPP {
+                    appendExtent(.data(end - pos), to: &out)
+                } else {
+                    throw SysError("lseek", e, "\(path) (SEEK_DATA at \(pos))")
+                }
+                break
+            }
+            let dataStart = min(UInt64(data), end)
+            if dataStart > pos {
+                appendExtent(.hole(dataStart - pos), to: &out)
+                pos = dataStart
+                continue
+            }
+            let hole = lseek(fd, off_t(pos), SEEK_HOLE)
+            if hole < 0 {
+                let e = Errno.current
+                if e.rawValue == ENXIO || e.rawValue == EINVAL || e.rawValue == EOPNOTSUPP {
+                    appendExtent(.data(end - pos), to: &out)
+                    break
+                }
+                throw SysError("lseek", e, "\(path) (SEEK_HOLE at \(pos))")
+            }
+            let holeStart = min(UInt64(hole), end)
+            if holeStart > pos {
+                appendExtent(.data(holeStart - pos), to: &out)
+                pos = holeStart
+            }
+        }
+        return out
+    }
+
+    /// WRITE_ZEROES: fallocate(2) FALLOC_FL_PUNCH_HOLE|KEEP_SIZE when a hole
+    /// is allowed (it then reads as zeroes and frees the space), otherwise or
+    /// when punching is unsupported FALLOC_FL_ZERO_RANGE|KEEP_SIZE (the range
+    /// stays allocated), and as the slow last resort pwrite(2) of zeroes,
+    /// which FAST_ZERO refuses with EOPNOTSUPP (NBD_ENOTSUP) instead.
+    public func zero(offset: UInt64, length: UInt64, mayPunch: Bool, fast: Bool) throws(SysError) {
+        if length == 0 { return }
+        if mayPunch {
+            if try fallocateSupported(FallocateMode.punchHole | FallocateMode.keepSize, offset, length, "PUNCH_HOLE") { return }
+        }
+        if try fallocateSupported(FallocateMode.zeroRange | FallocateMode.keepSize, offset, length, "ZERO_RANGE") { return }
+        if fast {
+            throw SysError("fallocate", Errno(EOPNOTSUPP), "\(path) (no fast zeroing: neither \(mayPunch ? "PUNCH_HOLE nor " : "")ZERO_RANGE works here)")
+        }
+        try writeZeroes(self, offset: offset, length: length)
+    }
+
+    /// fallocate(2) with `mode`: true when done, false when this file system
+    /// or device does not support the mode; other failures throw.
+    private func fallocateSupported(_ mode: Int32, _ offset: UInt64, _ length: UInt64, _ what: String) throws(SysError) -> Bool {
+        while true {
+            if c_fallocate(fd, mode, Int64(offset), Int64(length)) == 0 { return true }
+            let e = Errno.current
+            if e == .interrupted { continue }
+            if e == Errno(EOPNOTSUPP) || e == Errno(ENODEV) || e == Errno(ENOSYS) { return false }
+            throw SysError("fallocate", e, "\(path) (\(what) at \(offset), \(length) bytes)")
+        }
+    }
+
+    /// CACHE: posix_fadvise(2) POSIX_FADV_WILLNEED, so the kernel starts
+    /// reading the range into the page cache; the reply does not wait for it.
+    public func cache(offset: UInt64, length: UInt64) throws(SysError) {
+        let rc = posix_fadvise(fd, off_t(offset), off_t(length), POSIX_FADV_WILLNEED)
+        if rc != 0 { throw SysError("posix_fadvise", Errno(rc), "\(path) (WILLNEED at \(offset), \(length) bytes)") }
     }
 
     public func close() { _ = Glibc.close(fd) }
@@ -122,26 +281,44 @@ public final class Export: Sendable {
 
     /// Opens the export's file.
     public convenience init(spec: ExportSpec) throws(SysError) {
-        self.init(spec: spec, backend: try FileBackend(path: spec.path, readOnly: spec.readOnly))
+        self.init(spec: spec, backend: try openExportBackend(spec))
     }
 
-    /// HAS_FLAGS|SEND_FLUSH|SEND_FUA|SEND_TRIM|CAN_MULTI_CONN, plus READ_ONLY.
-    /// Multi-conn is safe because every connection shares the backend (one
-    /// file, no per-connection cache) and FLUSH syncs that whole file.
+    /// HAS_FLAGS|SEND_FLUSH|SEND_FUA|SEND_TRIM|SEND_WRITE_ZEROES|SEND_FAST_ZERO|
+    /// SEND_CACHE|CAN_MULTI_CONN, plus READ_ONLY (SEND_DF is added per
+    /// connection once structured replies are on). Multi-conn is safe because
+    /// every connection shares the backend (one file, no per-connection
+    /// cache) and FLUSH syncs that whole file.
     public static func flags(readOnly: Bool) -> TransmissionFlags {
-        var f: TransmissionFlags = [.hasFlags, .sendFlush, .sendFUA, .sendTrim, .canMultiConn]
+        var f: TransmissionFlags = [.hasFlags, .sendFlush, .sendFUA, .sendTrim, .sendWriteZeroes, .sendFastZero,
+                                    .sendCache, .canMultiConn]
         if readOnly { f.insert(.readOnly) }
         return f
     }
 
     public var info: ExportInfo {
-        ExportInfo(name: spec.name, description: spec.description, size: backend.size,
-                   flags: Self.flags(readOnly: spec.readOnly))
+        var info = ExportInfo(name: spec.name, description: spec.description, size: backend.size,
+                               flags: Self.flags(readOnly: spec.readOnly))
+        info.perStation = isPerStation
+        return info
     }
 
     public var gate: GateExport {
         GateExport(name: spec.name, size: backend.size, readOnly: spec.readOnly)
     }
+}
+
+/// lseek(2) whence values for sparse files (Linux <linux/fs.h>, also in
+/// glibc's <unistd.h> but only under _GNU_SOURCE, which Swift's Glibc module
+/// does not define).
+private let SEEK_DATA: Int32 = 3
+private let SEEK_HOLE: Int32 = 4
+
+/// fallocate(2) modes (<linux/falloc.h>).
+enum FallocateMode {
+    static let keepSize: Int32 = 0x01
+    static let punchHole: Int32 = 0x02
+    static let zeroRange: Int32 = 0x10
 }
 
 /// fallocate(2). Glibc declares it only under _GNU_SOURCE, which Swift's Glibc

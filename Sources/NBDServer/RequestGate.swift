@@ -29,26 +29,40 @@ public struct GateExport: Equatable, Sendable {
 }
 
 public enum RequestGate {
-    /// Flags a client may set at all: FUA is valid on every command once
-    /// SEND_FUA is advertised (spec "Command flags"); DF, REQ_ONE, NO_HOLE and
-    /// FAST_ZERO belong to features we do not advertise yet.
-    public static let acceptedFlags: CommandFlags = [.fua]
+    /// Flags a client may set on `command` (spec "Command flags"): FUA is
+    /// valid on every command once SEND_FUA is advertised; DF only on READ
+    /// and only once structured replies are on (SEND_DF is advertised then).
+    /// Anything else is EINVAL.
+    public static func acceptedFlags(_ command: Command, _ session: Session) -> CommandFlags {
+        switch command {
+        case .read: return session.structuredReplies ? [.fua, .df] : [.fua]
+        case .blockStatus: return [.fua, .reqOne]
+        case .writeZeroes: return [.fua, .noHole, .fastZero]
+        default: return [.fua]
+        }
+    }
 
     /// Returns nil when `request` may run on `export`, or the refusal.
     /// DISC never reaches the gate (the reader handles it).
-    public static func check(_ request: Request, on export: GateExport) -> Rejection? {
+    public static func check(_ request: Request, on export: GateExport, session: Session = Session()) -> Rejection? {
         let command = request.command
-        let unknownFlags = request.flags.subtracting(acceptedFlags)
         switch command {
-        case .read, .write, .flush, .trim:
+        case .read, .write, .flush, .trim, .writeZeroes, .cache:
             break
+        case .blockStatus:
+            // Spec: SHOULD be EINVAL unless SET_META_CONTEXT selected a
+            // context for this export (which needs structured replies).
+            guard session.allocationContext != nil else {
+                return Rejection(.inval, "BLOCK_STATUS: no metadata context was negotiated (send SET_META_CONTEXT base:allocation before GO)")
+            }
         default:
             return Rejection(.inval, "\(command.name) is not supported")
         }
+        let unknownFlags = request.flags.subtracting(acceptedFlags(command, session))
         if !unknownFlags.isEmpty {
             return Rejection(.inval, "\(command.name): flags 0x\(hex(UInt64(unknownFlags.rawValue))) are not supported")
         }
-        let writes = command == .write || command == .trim
+        let writes = command == .write || command == .trim || command == .writeZeroes
         if writes && export.readOnly {
             return Rejection(.perm, "\(command.name): export '\(export.name)' is read-only")
         }
@@ -58,11 +72,15 @@ public enum RequestGate {
             }
             return nil
         }
+        if command == .blockStatus && request.length == 0 {
+            return Rejection(.inval, "BLOCK_STATUS: length 0 has no extent to describe")
+        }
         if (command == .read || command == .write) && request.length > BlockSizes.servedPayload {
             return Rejection(.inval, "\(command.name): length \(request.length) exceeds the largest payload served, \(BlockSizes.servedPayload)")
         }
         if !request.fits(in: export.size) {
-            let error: NBDErrno = command == .write ? .nospc : .inval
+            // Spec "Error values": ENOSPC for writes past the end, EINVAL otherwise.
+            let error: NBDErrno = command == .write || command == .writeZeroes ? .nospc : .inval
             return Rejection(error, "\(command.name): offset \(request.offset) + length \(request.length) is beyond the end of export '\(export.name)' (\(export.size) bytes)")
         }
         return nil

@@ -18,6 +18,7 @@ public enum ServerError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case .export(let spec, let e):
+            if let message = spec.perStationOpenError(e) { return message }
             return "cannot open export '\(spec.name)' file \(spec.path): \(e.errno.description) (\(e.call)); check the PATH in --export NAME=PATH\(spec.readOnly ? "" : ", or add ,readonly if the file is not writable")"
         case .listen(let address, let e):
             let hint = e.errno.rawValue == EADDRINUSE ? "; another server holds this port: stop it or pick another with --listen"
@@ -41,11 +42,16 @@ public final class Server: @unchecked Sendable {
     public var address: String { listener.text }
 
     private let listener: Listener
+    private let config: ServerConfig
     private let log: Logger
     private let wake: (read: Int32, write: Int32)
     private let monitor = Monitor()
     private var connections: [Int: Connection] = [:]
     private var nextID = 1
+    /// Connections refused at the cap since the last log line about it, and
+    /// when that line was written (one line per second at most under a flood).
+    private var refused = 0
+    private var refusedLogged = -1.0
 
     /// Opens every export and binds the socket; logs "listening on ADDRESS".
     public init(config: ServerConfig, log: Logger) throws(ServerError) {
@@ -71,11 +77,13 @@ public final class Server: @unchecked Sendable {
         _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
         wake = (fds[0], fds[1])
         exports = opened
+        self.config = config
         self.log = log
         for e in opened {
-            log("export '\(e.spec.name)' \(e.spec.path) (\(e.backend.size) bytes, \(e.spec.readOnly ? "read-only" : "read-write"))")
+            let description = e.spec.description.isEmpty ? "" : ", \"\(e.spec.description)\""
+            log("export '\(e.spec.name)' \(e.spec.path) (\(e.backend.size) bytes, \(e.mode)\(description))")
         }
-        log("listening on \(listener.text)")
+        log("listening on \(listener.text)\(config.oldstyle ? " (oldstyle protocol)" : "")")
     }
 
     /// Accepts connections until `stop()`, then shuts them down and returns.
@@ -144,11 +152,26 @@ public final class Server: @unchecked Sendable {
     }
 
     private func start(_ fd: Int32, peer: String) {
-        let connection: Connection = monitor.locked {
-            let c = Connection(id: nextID, fd: fd, peer: peer, exports: exports, log: log)
+        let connection: Connection? = monitor.locked {
+            if connections.count >= config.limits.maxConnections {
+                refused += 1
+                let now = monotonicSeconds()
+                if now - refusedLogged >= 1 {
+                    log("refusing connection from \(peer): \(connections.count) connections are open, the limit set by --max-connections (\(config.limits.maxConnections)); \(refused) refused since the last such line")
+                    refusedLogged = now
+                    refused = 0
+                }
+                return nil
+            }
+            let c = Connection(id: nextID, fd: fd, peer: peer, exports: exports, oldstyle: config.oldstyle,
+                               limits: config.limits, log: log)
             nextID += 1
             connections[c.id] = c
             return c
+        }
+        guard let connection else {
+            _ = Glibc.close(fd)
+            return
         }
         log("conn \(connection.id) from \(peer)")
         do {

@@ -10,6 +10,8 @@ public struct ExportInfo: Equatable, Sendable {
     public var description: String
     public var size: UInt64
     public var flags: TransmissionFlags
+    /// A cow or swap export: clients may ask for `NAME@STATION` (StationIdentity.swift).
+    public var perStation = false
 
     public init(name: String, description: String = "", size: UInt64, flags: TransmissionFlags) {
         self.name = name
@@ -28,6 +30,22 @@ public enum BlockSizes {
     public static let preferred: UInt32 = 4096
     public static let maximumPayload: UInt32 = 32 << 20
     public static let servedPayload: UInt32 = 64 << 20
+}
+
+/// What a client negotiated during the handshake that changes transmission.
+/// The default is what the Linux kernel and nbd-client get: simple replies only.
+public struct Session: Equatable, Sendable {
+    /// NBD_OPT_STRUCTURED_REPLY was acknowledged: READ replies (and errors,
+    /// with a message) go out as structured reply chunks.
+    public var structuredReplies: Bool
+    /// The ID of `base:allocation` when SET_META_CONTEXT selected it for the
+    /// export now in transmission; BLOCK_STATUS needs it.
+    public var allocationContext: UInt32?
+
+    public init(structuredReplies: Bool = false, allocationContext: UInt32? = nil) {
+        self.structuredReplies = structuredReplies
+        self.allocationContext = allocationContext
+    }
 }
 
 public struct ServerHandshake {
@@ -64,8 +82,29 @@ public struct ServerHandshake {
     public let exports: [ExportInfo]
     /// The client's flags, once received.
     public private(set) var clientFlags: ClientFlags = []
+    /// The export name the client chose (EXPORT_NAME or GO), e.g. "root@st1".
+    public private(set) var selectedName = ""
+    /// What was negotiated so far; final once `.transmit` is returned.
+    public private(set) var session = Session()
+    /// The export the last SET_META_CONTEXT named, if it selected
+    /// base:allocation; it counts only if transmission starts on that export.
+    private var allocationSelectedFor: Int?
 
-    public init(exports: [ExportInfo]) { self.exports = exports }
+    /// The ID SET_META_CONTEXT gives `base:allocation` (any unique non-reserved
+    /// value will do; LIST replies use the reserved 0).
+    public static let allocationContextID: UInt32 = 1
+
+    /// Options one handshake may send; the next one closes the connection
+    /// (spec "Termination of the session": a server MAY hard-disconnect to
+    /// protect itself). Real clients send a handful.
+    public let maxOptions: Int
+    /// Options received so far.
+    public private(set) var optionCount = 0
+
+    public init(exports: [ExportInfo], maxOptions: Int = 64) {
+        self.exports = exports
+        self.maxOptions = maxOptions
+    }
 
     /// The 18-byte greeting: NBDMAGIC, IHAVEOPT, FIXED_NEWSTYLE|NO_ZEROES.
     public func greeting() -> [UInt8] { NewstyleGreeting(flags: Self.handshakeFlags).encode() }
@@ -81,9 +120,14 @@ public struct ServerHandshake {
         }
     }
 
-    /// A 16-byte option header: a bad magic or data longer than
-    /// `Limits.maxOptionLength` closes before anything is allocated.
-    public func receiveOptionHeader(_ bytes: [UInt8]) -> Step {
+    /// A 16-byte option header: a bad magic, data longer than
+    /// `Limits.maxOptionLength` or one option more than `maxOptions` closes
+    /// before anything is allocated.
+    public mutating func receiveOptionHeader(_ bytes: [UInt8]) -> Step {
+        optionCount += 1
+        if optionCount > maxOptions {
+            return Step(next: .close(reason: "more than \(maxOptions) options in one handshake; a client that never decides is closed"))
+        }
         do {
             let header = try OptionHeader.decode(bytes, limit: Limits.maxOptionLength)
             return Step(next: .readOptionData(header))
@@ -99,10 +143,12 @@ public struct ServerHandshake {
         case .exportName:
             let name = String(decoding: data, as: UTF8.self)
             guard let index = find(name) else {
-                return Step(next: .close(reason: "EXPORT_NAME: no export '\(name)' (\(known)); a server can only close here"))
+                return Step(next: .close(reason: "EXPORT_NAME: \(StationName.noExport(name, in: exports)); a server can only close here"))
             }
+            selectedName = name
             let e = exports[index]
-            let reply = ExportNameReply(exportSize: e.size, flags: e.flags)
+            let reply = ExportNameReply(exportSize: e.size, flags: flags(of: e))
+            enterTransmission(index)
             return Step(send: reply.encode(noZeroes: clientFlags.contains(.noZeroes)), next: .transmit(exportIndex: index))
 
         case .info, .go:
@@ -111,10 +157,11 @@ public struct ServerHandshake {
                 return refuse(option, .errInvalid, "\(option.name): \(error.description)")
             }
             guard let index = find(request.name) else {
-                return refuse(option, .errUnknown, "\(option.name): no export '\(request.name)' (\(known))")
+                return refuse(option, .errUnknown, "\(option.name): \(StationName.noExport(request.name, in: exports))")
             }
+            if option == .go { selectedName = request.name }
             let e = exports[index]
-            var out = reply(option, .info, Info.export(size: e.size, flags: e.flags).encode())
+            var out = reply(option, .info, Info.export(size: e.size, flags: flags(of: e)).encode())
             out += reply(option, .info, Info.blockSize(minimum: BlockSizes.minimum, preferred: BlockSizes.preferred,
                                                        maximum: BlockSizes.maximumPayload).encode())
             if request.requests.contains(.name) {
@@ -124,6 +171,7 @@ public struct ServerHandshake {
                 out += reply(option, .info, Info.description(e.description).encode())
             }
             out += reply(option, .ack)
+            if option == .go { enterTransmission(index) }
             return Step(send: out, next: option == .go ? .transmit(exportIndex: index) : .readOption)
 
         case .list:
@@ -139,18 +187,90 @@ public struct ServerHandshake {
         case .abort:
             return Step(send: reply(option, .ack), next: .close(reason: "client sent ABORT"))
 
+        case .structuredReply:
+            // Spec: no data allowed; a state-changing option SHOULD NOT be
+            // repeated and a server MAY answer a repeat with ERR_INVALID.
+            guard data.isEmpty else {
+                return refuse(option, .errInvalid, "STRUCTURED_REPLY takes no data, got \(data.count) bytes")
+            }
+            guard !session.structuredReplies else {
+                return refuse(option, .errInvalid, "STRUCTURED_REPLY was already negotiated")
+            }
+            session.structuredReplies = true
+            return Step(send: reply(option, .ack), next: .readOption)
+
+        case .listMetaContext, .setMetaContext:
+            return metaContext(option, data)
+
+        case .startTLS:
+            // Spec "TLS support": a server without TLS configured answers
+            // ERR_POLICY (nbdkit does the same); data is ERR_INVALID.
+            guard data.isEmpty else {
+                return refuse(option, .errInvalid, "STARTTLS takes no data, got \(data.count) bytes")
+            }
+            return refuse(option, .errPolicy, "TLS is not configured")
+
         default:
-            // STARTTLS, STRUCTURED_REPLY, meta contexts, EXTENDED_HEADERS and
-            // anything unknown: the data was drained; say so and go on.
+            // STARTTLS, EXTENDED_HEADERS and anything unknown: the data was
+            // drained; say so and go on.
             let message = "\(option.name) is not supported by nbdboot serve"
             return Step(send: reply(option, .errUnsup, Array(message.utf8)), next: .readOption)
         }
+    }
+
+    /// LIST_META_CONTEXT and SET_META_CONTEXT (spec "Metadata querying").
+    /// We know one context, `base:allocation`. Both need structured replies
+    /// first (ERR_INVALID otherwise); SET replaces the selection even when it
+    /// fails. In LIST no query or the query `base:` means every base:
+    /// context; SET ignores `base:`; unknown namespaces and leaves are ignored.
+    private mutating func metaContext(_ option: OptionCode, _ data: [UInt8]) -> Step {
+        let isSet = option == .setMetaContext
+        if isSet { allocationSelectedFor = nil }
+        guard session.structuredReplies else {
+            return refuse(option, .errInvalid, "\(option.name) needs STRUCTURED_REPLY first")
+        }
+        let request: MetaContextRequest
+        do { request = try MetaContextRequest.decode(data) } catch {
+            return refuse(option, .errInvalid, "\(option.name): \(error.description)")
+        }
+        guard let index = find(request.exportName) else {
+            return refuse(option, .errUnknown, "\(option.name): no export '\(request.exportName)' (\(known))")
+        }
+        let wanted: Bool
+        if isSet {
+            wanted = request.queries.contains(MetaContextName.baseAllocation)
+        } else {
+            wanted = request.queries.isEmpty || request.queries.contains {
+                $0 == MetaContextName.baseAllocation || $0 == MetaContextName.baseNamespace
+            }
+        }
+        var out: [UInt8] = []
+        if wanted {
+            let id = isSet ? Self.allocationContextID : 0
+            out += reply(option, .metaContext, MetaContextReply(id: id, name: MetaContextName.baseAllocation).encode())
+            if isSet { allocationSelectedFor = index }
+        }
+        return Step(send: out + reply(option, .ack), next: .readOption)
+    }
+
+    /// Fixes the session for transmission on `index`: the allocation context
+    /// counts only if the last SET_META_CONTEXT named this export.
+    private mutating func enterTransmission(_ index: Int) {
+        session.allocationContext = allocationSelectedFor == index ? Self.allocationContextID : nil
+    }
+
+    /// An export's transmission flags as this client sees them: SEND_DF only
+    /// once structured replies are on (spec "Transmission flags": it MUST be
+    /// clear otherwise).
+    public func flags(of e: ExportInfo) -> TransmissionFlags {
+        session.structuredReplies ? e.flags.union(.sendDF) : e.flags
     }
 
     /// The export a client means by `name`: an exact match, or for "" the
     /// first export (the default one, as with nbd-server).
     public func find(_ name: String) -> Int? {
         if let i = exports.firstIndex(where: { $0.name == name }) { return i }
+        if let i = StationName.exportIndex(name, in: exports) { return i }
         return name.isEmpty && !exports.isEmpty ? 0 : nil
     }
 

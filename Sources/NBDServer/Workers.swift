@@ -20,10 +20,15 @@ struct Job {
 /// reader's read(2) returns and the connection winds down.
 final class ReplySender: @unchecked Sendable {
     let fd: Int32
+    /// Structured replies were negotiated: errors go out as ERROR chunks.
+    let structured: Bool
     private let monitor = Monitor()
     private var failed = false
 
-    init(fd: Int32) { self.fd = fd }
+    init(fd: Int32, structured: Bool = false) {
+        self.fd = fd
+        self.structured = structured
+    }
 
     /// Sends `bytes` whole; false once the connection is broken.
     @discardableResult
@@ -45,10 +50,25 @@ final class ReplySender: @unchecked Sendable {
         }
     }
 
-    /// A simple reply with no data.
+    @discardableResult
+    func send(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBytes { send($0) } }
+
+    /// A simple reply with no data: every success without payload, in both
+    /// modes (the spec lets payload-less replies stay simple), and every
+    /// error of a client that did not negotiate structured replies.
     @discardableResult
     func reply(_ error: NBDErrno, cookie: UInt64) -> Bool {
-        SimpleReply(error: error, cookie: cookie).encode().withUnsafeBytes { send($0) }
+        send(SimpleReply(error: error, cookie: cookie).encode())
+    }
+
+    /// An error: with structured replies an ERROR chunk (ERROR_OFFSET when
+    /// `offset` is known) carrying `message`, else a simple reply.
+    @discardableResult
+    func fail(_ error: NBDErrno, cookie: UInt64, message: String, offset: UInt64? = nil) -> Bool {
+        if structured {
+            return send(Chunk.error(cookie: cookie, error, message: message, offset: offset))
+        }
+        return reply(error, cookie: cookie)
     }
 }
 
@@ -174,12 +194,25 @@ final class WorkQueue: @unchecked Sendable {
 struct Executor: Sendable {
     let export: Export
     let sender: ReplySender
+    let session: Session
     let log: Logger
+
+    /// Most chunks one structured READ reply is split into: beyond that the
+    /// rest of the range goes out as data, holes and all.
+    static let maxReadChunks = 64
+
+    init(export: Export, sender: ReplySender, session: Session = Session(), log: Logger) {
+        self.export = export
+        self.sender = sender
+        self.session = session
+        self.log = log
+    }
 
     func run(_ job: Job) {
         let r = job.request
         switch r.command {
-        case .read: read(r)
+        case .read:
+            if session.structuredReplies { readStructured(r) } else { read(r) }
         case .write:
             let ok = job.payload.withUnsafeBytes { data -> SysError? in
                 do throws(SysError) { try export.backend.write(data, at: r.offset) } catch { return error }
@@ -196,10 +229,104 @@ struct Executor: Sendable {
                 try export.backend.flush()
                 finish(r, nil, durable: false)
             } catch { finish(r, error, durable: false) }
+        case .blockStatus:
+            blockStatus(r)
+        case .writeZeroes:
+            let fast = r.flags.contains(.fastZero)
+            do {
+                try export.backend.zero(offset: r.offset, length: UInt64(r.length),
+                                        mayPunch: !r.flags.contains(.noHole), fast: fast)
+                finish(r, nil, durable: r.flags.contains(.fua))
+            } catch {
+                // Spec: ENOTSUP only, and always, when FAST_ZERO cannot be fast.
+                if fast && error.errno == Errno(EOPNOTSUPP) {
+                    fail(r, error, code: .notsup,
+                         message: "WRITE_ZEROES with FAST_ZERO: no fast way to zero this range (fallocate PUNCH_HOLE/ZERO_RANGE unsupported); retry without FAST_ZERO")
+                } else {
+                    finish(r, error, durable: false)
+                }
+            }
+        case .cache:
+            do {
+                try export.backend.cache(offset: r.offset, length: UInt64(r.length))
+                sender.reply(.ok, cookie: r.cookie)
+            } catch { fail(r, error) }
         default:
             // The gate lets nothing else through.
-            sender.reply(.inval, cookie: r.cookie)
+            sender.fail(.inval, cookie: r.cookie, message: "\(r.command.name) is not supported")
         }
+    }
+
+    /// Most extents in one BLOCK_STATUS reply (the spec suggests at most 2^20);
+    /// a client asks again from where the reply stopped.
+    static let maxExtents = 1 << 16
+
+    /// BLOCK_STATUS for `base:allocation` (the gate checked it was selected):
+    /// one BLOCK_STATUS chunk with DONE, extents from lseek SEEK_DATA/SEEK_HOLE,
+    /// holes as HOLE|ZERO (3) and data as 0. With REQ_ONE exactly one extent.
+    private func blockStatus(_ r: Request) {
+        let extents: [Extent]
+        do {
+            extents = try export.backend.extents(offset: r.offset, length: UInt64(r.length),
+                                                 maxCount: r.flags.contains(.reqOne) ? 1 : Self.maxExtents)
+        } catch {
+            return fail(r, error)
+        }
+        // Every extent lies inside the request, so its length fits in 32 bits.
+        var wire = extents.map { BlockStatusExtent(length: UInt32($0.length), flags: $0.state.rawValue) }
+        if wire.isEmpty { wire = [BlockStatusExtent(length: r.length, flags: 0)] }
+        if r.flags.contains(.reqOne) { wire = [wire[0]] }
+        let payload = BlockStatusPayload(contextID: session.allocationContext ?? ServerHandshake.allocationContextID, extents: wire)
+        sender.send(payload.chunk(cookie: r.cookie))
+    }
+
+    /// A structured READ (spec "Structured reply chunk message"): one
+    /// OFFSET_DATA chunk per data extent and one OFFSET_HOLE chunk per hole
+    /// (lseek SEEK_DATA/SEEK_HOLE), the last flagged DONE; with DF a single
+    /// OFFSET_DATA chunk for the whole range. All chunks go out in one send.
+    /// If a pread fails, the chunks before it are sent followed by an
+    /// ERROR_OFFSET chunk naming where the failing extent starts.
+    private func readStructured(_ r: Request) {
+        if r.length == 0 {
+            sender.send(Chunk.none(cookie: r.cookie))
+            return
+        }
+        let length = UInt64(r.length)
+        var extents: [Extent] = [.data(length)]
+        if !r.flags.contains(.df) {
+            // A failing lseek costs nothing but the holes: read it all as data.
+            if let found = try? export.backend.extents(offset: r.offset, length: length, maxCount: Self.maxReadChunks) {
+                let covered = found.reduce(0) { $0 + $1.length }
+                extents = found
+                if covered < length { appendExtent(.data(length - covered), to: &extents) }
+            }
+        }
+        var total = 0
+        for e in extents { total += ChunkHeader.size + (e.isHole ? 12 : 8 + Int(e.length)) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: total, alignment: 16)
+        defer { buffer.deallocate() }
+        var used = 0
+        var offset = r.offset
+        for (i, e) in extents.enumerated() {
+            let done = i == extents.count - 1
+            let header = e.isHole
+                ? Chunk.offsetHole(cookie: r.cookie, offset: offset, length: UInt32(e.length), done: done)
+                : Chunk.offsetDataHeader(cookie: r.cookie, offset: offset, dataLength: Int(e.length), done: done)
+            if !e.isHole {
+                let data = UnsafeMutableRawBufferPointer(rebasing: buffer[(used + header.count)..<(used + header.count + Int(e.length))])
+                do { try export.backend.read(into: data, at: offset) } catch {
+                    let code = Executor.nbdError(error.errno)
+                    log("\(describe(r)): \(code.name) at offset \(offset) (\(error.description))")
+                    sender.send(UnsafeRawBufferPointer(rebasing: buffer[..<used]))
+                    sender.fail(code, cookie: r.cookie, message: "READ at offset \(offset): \(error.errno.description)", offset: offset)
+                    return
+                }
+            }
+            header.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: buffer[used...]).copyMemory(from: $0) }
+            used += header.count + (e.isHole ? 0 : Int(e.length))
+            offset += e.length
+        }
+        sender.send(UnsafeRawBufferPointer(buffer))
     }
 
     /// READ: one buffer holds the 16-byte reply header and the data, so the
@@ -229,10 +356,12 @@ struct Executor: Sendable {
         sender.reply(.ok, cookie: r.cookie)
     }
 
-    private func fail(_ r: Request, _ error: SysError) {
-        let code = Executor.nbdError(error.errno)
+    /// Logs and replies an error. The client's message leaves out the
+    /// backing file's path, which is the server's business.
+    private func fail(_ r: Request, _ error: SysError, code: NBDErrno? = nil, message: String? = nil) {
+        let code = code ?? Executor.nbdError(error.errno)
         log("\(describe(r)): \(code.name) (\(error.description))")
-        sender.reply(code, cookie: r.cookie)
+        sender.fail(code, cookie: r.cookie, message: message ?? "\(r.command.name) failed: \(error.call): \(error.errno.description)")
     }
 
     /// errno to NBD error (spec "Error values"): EDQUOT/EFBIG count as ENOSPC,

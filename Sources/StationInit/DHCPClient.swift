@@ -39,6 +39,10 @@ func runDHCP(device: String, ifindex: Int32, mac: [UInt8]) throws(InitFailure) -
         guard let offer = receiveDHCP(fd, xid: xid, mac: mac, types: [.offer], until: min(shim_monotonic_ms() + wait, deadline)) else { continue }
         offers += 1
         let offered = DHCPLease(offer.0, source: offer.1)
+        if offered.address.isAny {
+            logWarning("DHCP: OFFER from \(offered.serverID.text) carries no address: ignored")
+            continue
+        }
         logDebug("DHCP: OFFER of \(offered.address.text) from \(offered.serverID.text)")
         // REQUESTING: ask for it, wait for ACK or NAK.
         sendDHCP(fd, ifindex, DHCPMessage.request(xid: xid, mac: mac, secs: secs, address: offered.address, server: offered.serverID))

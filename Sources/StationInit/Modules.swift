@@ -60,6 +60,6 @@ func checkKernelRelease() {
     let running = String(cString: buf)
     let built = trimSpaces(want)
     if built != running {
-        logWarning("the image's modules are for kernel \(built) but this kernel is \(running): modules will fail to load; rebuild the initramfs for \(running)")
+        logWarning("the image's modules are for kernel \(built) but this kernel is \(running): they may not load; rebuild the initramfs for \(running)")
     }
 }

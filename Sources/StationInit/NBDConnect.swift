@@ -39,9 +39,27 @@ func connectNBD(_ server: NBDServerSpec, device: NBDDevice) throws(InitFailure) 
     }
     log("\(whole.path) connected: \(sectors / 2048) MiB")
     if device.partition != nil {
+        scanPartitions(whole)
         guard waitUntil(timeoutMillis: deviceSizeWaitMillis, { pathExists(device.path) }) else {
             throw InitFailure("\(device.path) did not appear (root=)",
                               hint: "the export has no such partition, or nbd was loaded without max_part (use nbd.ko max_part=15 in /etc/nbdboot/modules)")
         }
     }
+}
+
+/// Makes the kernel read the partition table: nbd marks the disk for a
+/// partition scan when its size is set (max_part > 0), and the scan runs on
+/// the next open of the whole device (blkdev_get_whole); udev would do
+/// that open, the initramfs has none. BLKRRPART asks again, as
+/// `blockdev --rereadpt` does in Debian's newer nbd initramfs script.
+func scanPartitions(_ whole: NBDDevice) {
+    let fd = shim_open(whole.path, O_RDONLY | O_CLOEXEC, 0)
+    guard fd >= 0 else {
+        logWarning("cannot open \(whole.path) to read its partition table: \(Errno.current.description)")
+        return
+    }
+    if shim_ioctl(fd, shim_BLKRRPART, 0) != 0 {
+        logDebug("BLKRRPART on \(whole.path): \(Errno.current.description)")
+    }
+    _ = close(fd)
 }

@@ -59,15 +59,15 @@ func configureNetwork(_ config: IPConfig) throws(InitFailure) -> NetworkSettings
     return settings
 }
 
-/// The interface to use: `name` if given, else the first non-lo entry of
-/// /sys/class/net; waits up to interfaceWaitMillis for the driver to create it.
+/// The interface to use: `name` if given, else the first Ethernet entry of
+/// /sys/class/net (sorted by name); waits up to interfaceWaitMillis for the driver to create it.
 func waitForInterface(named name: String) throws(InitFailure) -> String {
     var found = ""
     let ok = waitUntil(timeoutMillis: interfaceWaitMillis) {
         let names = listDirectory("/sys/class/net")
         if !name.isEmpty {
             if names.contains(name) { found = name }
-        } else if let first = names.first(where: { $0 != "lo" }) {
+        } else if let first = names.first(where: { $0 != "lo" && isEthernet($0) }) {
             found = first
         }
         return !found.isEmpty
@@ -77,6 +77,13 @@ func waitForInterface(named name: String) throws(InitFailure) -> String {
     let want = name.isEmpty ? "no network interface besides lo" : "no interface \(name) (from ip=)"
     throw InitFailure("\(want) after \(interfaceWaitMillis / 1000) s; present: \(present.isEmpty ? "none" : present)",
                       hint: "is the NIC's driver (e.g. virtio_net) in /etc/nbdboot/modules, and the device field of ip= right?")
+}
+
+/// /sys/class/net/NAME/type is 1 (ARPHRD_ETHER): skips tunnels such as
+/// sit0 or tunl0 that some modules create, which DHCP cannot use.
+func isEthernet(_ name: String) -> Bool {
+    guard let t = try? readTextFile("/sys/class/net/\(name)/type") else { return false }
+    return trimSpaces(t) == "1"
 }
 
 /// SIOCSIFADDR, SIOCSIFNETMASK, then the default route (SIOCADDRT) and the host name.

@@ -38,6 +38,9 @@ final class KernelCommandLineTests: XCTestCase {
         XCTAssertNil(parseDecimal("", max: 10))
         XCTAssertNil(parseDecimal("+1", max: 10))
         XCTAssertNil(parseDecimal("1 ", max: 10))
+        XCTAssertEqual(parseDecimal("9223372036854775807", max: Int.max), Int.max)
+        XCTAssertNil(parseDecimal("9223372036854775808", max: Int.max), "no overflow trap in PID 1")
+        XCTAssertNil(parseDecimal("99999999999999999999999", max: 1 << 60))
         XCTAssertEqual(splitFields("a::b", ":"), ["a", "", "b"])
         XCTAssertEqual(splitFields("", ":"), [""])
     }

@@ -36,5 +36,8 @@ final class NetConfTests: XCTestCase {
         XCTAssertEqual(s.rootServer, IPv4Address(10, 0, 2, 2))
         XCTAssertTrue(s.netConfText.contains("IPV4GATEWAY='0.0.0.0'\n"))
         XCTAssertEqual(s.resolvConfText, "")
+        var utf = s
+        utf.hostname = "stätion"
+        XCTAssertTrue(utf.netConfText.contains("HOSTNAME='stätion'\n"), "UTF-8 kept whole")
     }
 }

@@ -30,11 +30,23 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(try ExportSpec.parse("r=/a=b,readonly"), ExportSpec(name: "r", path: "/a=b", readOnly: true))
         XCTAssertEqual(try ExportSpec.parse("=/x,ro"), ExportSpec(name: "", path: "/x", readOnly: true))
         XCTAssertEqual(try ExportSpec.parse("x=/x,ro,rw"), ExportSpec(name: "x", path: "/x", readOnly: false))
+        XCTAssertEqual(try ExportSpec.parse("x=/x,desc=Station root, Debian 12"),
+                       ExportSpec(name: "x", path: "/x", description: "Station root, Debian 12"))
+        XCTAssertEqual(try ExportSpec.parse("x=/x,ro,description=a=b,,c"),
+                       ExportSpec(name: "x", path: "/x", readOnly: true, description: "a=b,,c"))
+        XCTAssertEqual(try ExportSpec.parse("x=/x,desc=ro"), ExportSpec(name: "x", path: "/x", description: "ro"))
+        XCTAssertEqual(try ExportSpec.parse("x=/x,desc="), ExportSpec(name: "x", path: "/x"))
+    }
+
+    func testLongDescriptionIsRefused() {
+        XCTAssertThrowsError(try ExportSpec.parse("x=/x,desc=" + String(repeating: "d", count: 1025))) {
+            XCTAssertTrue(($0 as! ConfigError).message.contains("1025 bytes, more than 1024"), "\($0)")
+        }
     }
 
     func testExportSpecErrors() {
         for (bad, needle) in [("root", "NAME=PATH"), ("root=", "path after '=' is empty"), ("root=,readonly", "empty"),
-                              ("root=/x,fast", "unknown option 'fast'"), ("root=/x,", "unknown option ''")] {
+                              ("root=/x,fast", "unknown option 'fast'"), ("root=/x,dsc=y", "desc=TEXT"), ("root=/x,", "unknown option ''")] {
             XCTAssertThrowsError(try ExportSpec.parse(bad), bad) { error in
                 let message = (error as! ConfigError).message
                 XCTAssertTrue(message.contains("'\(bad)'") && message.contains(needle), "\(bad): \(message)")

@@ -33,17 +33,52 @@ final class RequestGateTests: XCTestCase {
             ("flush", Request(command: .flush, cookie: 1), rw, .ok),
             ("flush on readonly", Request(command: .flush, cookie: 1), ro, .ok),
             ("flush with a range", Request(command: .flush, cookie: 1, offset: 0, length: 512), rw, .inval),
-            ("write zeroes not advertised", Request(command: .writeZeroes, cookie: 1, offset: 0, length: 512), rw, .inval),
+            ("write zeroes", Request(command: .writeZeroes, cookie: 1, offset: 0, length: 512), rw, .ok),
+            ("write zeroes all flags", Request(command: .writeZeroes, flags: [.fua, .noHole, .fastZero], cookie: 1, offset: 0, length: 512), rw, .ok),
+            ("write zeroes whole export, above max payload", Request(command: .writeZeroes, cookie: 1, offset: 0, length: UInt32.max), GateExport(name: "big", size: 1 << 40, readOnly: false), .ok),
+            ("write zeroes past the end", Request(command: .writeZeroes, cookie: 1, offset: size - 1, length: 2), rw, .nospc),
+            ("write zeroes on readonly", Request(command: .writeZeroes, cookie: 1, offset: 0, length: 512), ro, .perm),
+            ("write zeroes DF", Request(command: .writeZeroes, flags: .df, cookie: 1, offset: 0, length: 512), rw, .inval),
+            ("write zeroes REQ_ONE", Request(command: .writeZeroes, flags: .reqOne, cookie: 1, offset: 0, length: 512), rw, .inval),
+            ("NO_HOLE on WRITE", Request(command: .write, flags: .noHole, cookie: 1, offset: 0, length: 512), rw, .inval),
+            ("FAST_ZERO on TRIM", Request(command: .trim, flags: .fastZero, cookie: 1, offset: 0, length: 512), rw, .inval),
             ("block status not negotiated", Request(command: .blockStatus, cookie: 1, offset: 0, length: 512), rw, .inval),
-            ("cache not advertised", Request(command: .cache, cookie: 1, offset: 0, length: 512), rw, .inval),
+            ("cache", Request(command: .cache, cookie: 1, offset: 0, length: 512), rw, .ok),
+            ("cache on readonly", Request(command: .cache, flags: .fua, cookie: 1, offset: 0, length: 512), ro, .ok),
+            ("cache past the end", Request(command: .cache, cookie: 1, offset: size, length: 1), rw, .inval),
+            ("cache NO_HOLE", Request(command: .cache, flags: .noHole, cookie: 1, offset: 0, length: 512), rw, .inval),
             ("unknown command", Request(command: Command(0x77), cookie: 1), rw, .inval),
             ("DF without structured replies", Request(command: .read, flags: .df, cookie: 1, offset: 0, length: 512), rw, .inval),
+            ("REQ_ONE on READ", Request(command: .read, flags: .reqOne, cookie: 1, offset: 0, length: 512), rw, .inval),
             ("unknown flag", Request(command: .write, flags: CommandFlags(rawValue: 0x8000), cookie: 1, offset: 0, length: 512), rw, .inval),
         ]
         for (what, request, export, expected) in rows {
             let got = RequestGate.check(request, on: export)
             XCTAssertEqual(got?.error ?? .ok, expected, "\(what): \(got?.reason ?? "accepted")")
             if let got { XCTAssertFalse(got.reason.isEmpty, what) }
+        }
+    }
+
+    func testStructuredSessionRows() {
+        let structured = Session(structuredReplies: true)
+        let allocation = Session(structuredReplies: true, allocationContext: 1)
+        let size: UInt64 = 1 << 20
+        let rows: [(String, Request, GateExport, Session, NBDErrno)] = [
+            ("DF with structured replies", Request(command: .read, flags: .df, cookie: 1, offset: 0, length: 65536), rw, structured, .ok),
+            ("DF on WRITE", Request(command: .write, flags: .df, cookie: 1, offset: 0, length: 512), rw, structured, .inval),
+            ("block status without a context", Request(command: .blockStatus, cookie: 1, offset: 0, length: 512), rw, structured, .inval),
+            ("block status", Request(command: .blockStatus, cookie: 1, offset: 0, length: 512), rw, allocation, .ok),
+            ("block status on read-only", Request(command: .blockStatus, cookie: 1, offset: 0, length: 512), ro, allocation, .ok),
+            ("block status REQ_ONE", Request(command: .blockStatus, flags: [.reqOne, .fua], cookie: 1, offset: 0, length: 512), rw, allocation, .ok),
+            ("block status whole export", Request(command: .blockStatus, cookie: 1, offset: 0, length: UInt32(size)), rw, allocation, .ok),
+            ("block status past the end", Request(command: .blockStatus, cookie: 1, offset: 4096, length: UInt32(size)), rw, allocation, .inval),
+            ("block status length 0", Request(command: .blockStatus, cookie: 1, offset: 0, length: 0), rw, allocation, .inval),
+            ("block status DF", Request(command: .blockStatus, flags: .df, cookie: 1, offset: 0, length: 512), rw, allocation, .inval),
+            ("REQ_ONE on READ", Request(command: .read, flags: .reqOne, cookie: 1, offset: 0, length: 512), rw, allocation, .inval),
+        ]
+        for (what, request, export, session, expected) in rows {
+            let got = RequestGate.check(request, on: export, session: session)
+            XCTAssertEqual(got?.error ?? .ok, expected, "\(what): \(got?.reason ?? "accepted")")
         }
     }
 

@@ -105,7 +105,8 @@ final class ServerTests: XCTestCase {
         let c = try TestClient.connect(socketPath, export: "rw")
         defer { c.close() }
         XCTAssertEqual(c.export.size, 1 << 20)
-        XCTAssertEqual(c.export.flags, [.hasFlags, .sendFlush, .sendFUA, .sendTrim, .canMultiConn])
+        XCTAssertEqual(c.export.flags, [.hasFlags, .sendFlush, .sendFUA, .sendTrim, .sendWriteZeroes, .sendFastZero,
+                                        .sendCache, .canMultiConn])
         XCTAssertEqual(c.export.via, .go)
         XCTAssertEqual(c.export.minimumBlock, 1)
         XCTAssertEqual(c.export.preferredBlock, 4096)

@@ -15,7 +15,7 @@ python3 - "$WORK/root.json" <<'PY' || fail "nbdinfo --json root: unexpected valu
 import json, sys
 e = json.load(open(sys.argv[1]))["exports"][0]
 want = {"export-size": 8388608, "is_read_only": False, "can_flush": True, "can_fua": True,
-        "can_trim": True, "can_multi_conn": True, "can_zero": False, "can_df": False,
+        "can_trim": True, "can_multi_conn": True, "can_zero": True, "can_fast_zero": True, "can_cache": True, "can_df": True,
         "block_size_minimum": 1, "block_size_preferred": 4096, "block_size_maximum": 33554432}
 bad = {k: (e.get(k), v) for k, v in want.items() if e.get(k) != v}
 if bad:

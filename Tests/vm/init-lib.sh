@@ -2,8 +2,9 @@
 # Builds throw-away initramfs and root images by hand, serves the root with
 # nbdkit on 127.0.0.1, boots QEMU (TCG, -no-reboot) and greps the console.
 #   init_setup PORT_OFFSET        temp dir, kernel env, cleanup trap
-#   init_build_initramfs OUT      /init, /sbin/nbd-client, modules, list
-#   init_build_root OUT           64 MB ext4 whose /sbin/init prints ROOT-OK
+#   init_build_initramfs OUT [nodes]  /init, /sbin/nbd-client, modules, list
+#   init_build_root OUT [partitioned]  64 MB ext4 (or an MBR disk with it in
+#                                 partition 1) whose /sbin/init prints ROOT-OK
 #   init_serve IMG                nbdkit on 127.0.0.1:$port (pid killed on exit)
 #   init_boot INITRD LOG APPEND   QEMU, bounded by timeout 120
 set -euo pipefail
@@ -21,7 +22,15 @@ init_cleanup() {
 }
 
 init_setup() {
+  # Start at 21000+offset and take the first port nobody listens on: another
+  # test (or a second checkout's suite) may hold the preferred one, and
+  # nbdkit's readiness probe would otherwise talk to that other server.
   port=$((21000 + $1))
+  local tries=0
+  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    port=$((port + 7)); tries=$((tries + 1))
+    [ "$tries" -lt 100 ] || { echo "no free port from $((21000 + $1))"; exit 1; }
+  done
   [ -x "$init_bin" ] || { echo "missing $init_bin: run make static first"; exit 1; }
   # shellcheck disable=SC1090
   . ~/.cache/nbdboot/kernel.env
@@ -61,11 +70,15 @@ init_build_initramfs() {
     install -D -m 644 "$f" "$r/$rel"
     if [ "$m" = nbd ]; then echo "$rel max_part=15"; else echo "$rel"; fi >> "$r/etc/nbdboot/modules"
   done
-  echo "$NBDBOOT_KVER" > "$r/etc/nbdboot/kernel-release"
+  echo "${INIT_KERNEL_RELEASE:-$NBDBOOT_KVER}" > "$r/etc/nbdboot/kernel-release"
+  # The generator's images hold /dev/console and /dev/null; with "nodes"
+  # (and root, for mknod) this one does too. Without them the kernel starts
+  # /init with fds 0-2 closed, and the init opens the console from devtmpfs.
+  if [ "${2:-}" = nodes ] && [ "$(id -u)" = 0 ]; then
+    mknod -m 600 "$r/dev/console" c 5 1
+    mknod -m 666 "$r/dev/null" c 1 3
+  fi
   (cd "$r" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -n) > "$out"
-  # /dev/console and /dev/null nodes: appended as a second cpio member list
-  # would need root; the init opens the console from devtmpfs when the
-  # kernel found none.
 }
 
 init_build_root() {
@@ -82,12 +95,25 @@ echo "ROOT-LEFT $(/bin/busybox ls /init /etc/nbdboot 2>&1 | /bin/busybox tr '\n'
 /bin/busybox poweroff -f
 EOS
   chmod 755 "$r/sbin/init"
-  mke2fs -q -t ext4 -d "$r" "$out" 64M
+  if [ "${2:-}" = partitioned ]; then
+    # An MBR with one Linux partition from 1 MiB to the end (72 MiB), the
+    # filesystem written at that offset.
+    # The MBR is written by hand (no sfdisk here): entry 1 at byte 446 =
+    # status 0, CHS fe ff ff, type 0x83, CHS fe ff ff, LBA 2048, 145408
+    # sectors (little-endian), then the 55 aa signature at byte 510.
+    truncate -s 72M "$out"
+    printf '\x00\xfe\xff\xff\x83\xfe\xff\xff\x00\x08\x00\x00\x00\x38\x02\x00' |
+      dd of="$out" bs=1 seek=446 conv=notrunc status=none
+    printf '\x55\xaa' | dd of="$out" bs=1 seek=510 conv=notrunc status=none
+    mke2fs -q -t ext4 -E offset=1048576 -d "$r" "$out" 71M
+  else
+    mke2fs -q -t ext4 -d "$r" "$out" 64M
+  fi
 }
 
 init_serve() {
   local img=$1
-  nbdkit -f -i 127.0.0.1 -p "$port" file "$img" >"$work/nbdkit.log" 2>&1 &
+  nbdkit -f -v -i 127.0.0.1 -p "$port" file "$img" >"$work/nbdkit.log" 2>&1 &
   pids+=($!)
   local i
   for i in $(seq 50); do
@@ -119,5 +145,9 @@ expect_lines() {
   for p in "$@"; do
     if ! grep -aq -- "$p" "$log"; then echo "MISSING: $p"; ok=1; fi
   done
+  if [ $ok != 0 ]; then
+    echo "-- last console lines of $log:"; tail -40 "$log" | tr -d '\r'
+    echo "-- nbdkit log:"; tail -20 "$work/nbdkit.log"
+  fi
   return $ok
 }

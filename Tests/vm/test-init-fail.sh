@@ -34,6 +34,9 @@ check refused "nbdroot=10.0.2.2:$dead/root" \
   "check that the NBD server runs on 10.0.2.2 port $dead"
 check fstype "nbdroot=10.0.2.2:$port/root rootfstype=xfs" \
   "nbdboot-init: FATAL: cannot mount /dev/nbd0 on /newroot (xfs, rw)"
+# This image claims another kernel release: a warning, and the boot goes on.
+INIT_KERNEL_RELEASE=9.9.9-test init_build_initramfs "$work/initrd.gz"
 check noinit "nbdroot=10.0.2.2:$port/root init=/sbin/nosuch" \
+  "nbdboot-init: warning: the image's modules are for kernel 9.9.9-test but this kernel is $NBDBOOT_KVER" \
   "nbdboot-init: FATAL: the root filesystem has no /sbin/nosuch"
 exit $fail

@@ -25,6 +25,8 @@ static const unsigned long shim_MS_NODEV = MS_NODEV;
 static const unsigned long shim_MS_NOEXEC = MS_NOEXEC;
 static const int shim_RB_AUTOBOOT = RB_AUTOBOOT;
 static const int shim_AF_PACKET = AF_PACKET;
+/// BLKRRPART (<linux/fs.h>, which clashes with the libc headers): re-read the partition table.
+static const unsigned long shim_BLKRRPART = 0x125f; /* _IO(0x12, 95) */
 
 /// finit_module(2): load the module in `fd` with `params` ("" for none).
 static inline int shim_finit_module(int fd, const char *params) {
