@@ -102,7 +102,9 @@ nbd-client -d /dev/nbd2
 # 5. A server that stops answering without closing (the host SIGSTOPs it for
 #    6 s when it sees freeze-server): the request timeout (-t 3) declares the
 #    link dead, and the monitor reconnects once the server answers again.
-/sbin/nbd-client $host $port /dev/nbd1 -N $name -persist -t 3 >/dev/null 2>&1 && mark freeze-connect-ok
+#    With -no-optgo, so the reconnect replays NBD_OPT_EXPORT_NAME (the
+#    crash case above replays NBD_OPT_GO).
+/sbin/nbd-client $host $port /dev/nbd1 -N $name -persist -t 3 -no-optgo >/dev/null 2>&1 && mark freeze-connect-ok
 mount -t ext4 -o ro /dev/nbd1 /mnt
 mark freeze-server
 sleep 1
