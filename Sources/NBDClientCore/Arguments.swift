@@ -166,7 +166,7 @@ Options:
   -p, -persist             stay in the background and reconnect when the server goes away
   -s, -swap                swap-aware: the resident process is locked in memory
                            (mlockall), reconnects without allocating, OOM-exempt;
-                           -persist does this by itself once /proc/swaps lists the device
+                           -persist does this by itself once the system swaps
   -n, -nofork              ioctl mode: stay in the foreground inside NBD_DO_IT
   -systemd-mark            start argv[0] with '@' so systemd's shutdown spares this process
   -d, -disconnect DEVICE   disconnect DEVICE
