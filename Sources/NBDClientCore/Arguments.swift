@@ -11,8 +11,13 @@ import NBDWire
 
 /// What to do once the command line is understood.
 public enum ClientCommand: Equatable {
-    /// `nbd-client HOST [PORT] /dev/nbdN [options]`: negotiate and hand the socket to the kernel.
+    /// `nbd-client HOST [PORT] /dev/nbdN [options]` (or a URI for HOST):
+    /// negotiate and hand the socket to the kernel.
     case connect(ConnectOptions)
+    /// `nbd-client nbdN [options]`: the connection is the nbdtab entry for
+    /// nbdN (read by main from /etc/nbdtab), with the command line's options
+    /// on top (`overrides`; see NBDTabEntry.merged).
+    case connectFromTab(device: NBDDevice, overrides: ConnectOptions, connectionsGiven: Bool)
     /// `nbd-client -d /dev/nbdN`.
     case disconnect(device: NBDDevice, noNetlink: Bool)
     /// `nbd-client -c /dev/nbdN`: exit 0 and print the pid when connected, 1 when not.
@@ -119,6 +124,8 @@ public struct ArgumentError: Error, Equatable {
 public let usageSynopsis = """
 Usage: nbd-client [options] HOST [PORT] /dev/nbdN -N NAME
        nbd-client [options] -u SOCKET-PATH /dev/nbdN -N NAME
+       nbd-client [options] nbd://HOST[:PORT]/NAME /dev/nbdN
+       nbd-client [options] nbdN            (the /etc/nbdtab entry for nbdN)
        nbd-client -d /dev/nbdN
        nbd-client -c /dev/nbdN
        nbd-client -l HOST [PORT]
@@ -130,19 +137,25 @@ public let helpText = """
 nbd-client: attach a Network Block Device export to /dev/nbdN (compatible with nbd-client 3.24).
 Usage: nbd-client [options] HOST [PORT] /dev/nbdN -N NAME
        nbd-client [options] -u SOCKET-PATH /dev/nbdN -N NAME
+       nbd-client [options] URI /dev/nbdN
+       nbd-client [options] nbdN    connect the /etc/nbdtab entry for nbdN (nbdtab(5) syntax)
        nbd-client -d /dev/nbdN      disconnect the device
        nbd-client -c /dev/nbdN      print the pid and exit 0 if connected, exit 1 if not
-       nbd-client -l HOST [PORT]    list the server's exports
-PORT defaults to 10809. Long options take one or two dashes.
+       nbd-client -l HOST [PORT]    list the server's exports (also -l URI, -l -u PATH)
+PORT defaults to 10809; HOST may be a name, an IPv4 or an IPv6 address ([::1] or ::1).
+URI: nbd://HOST[:PORT]/NAME, nbd://[IPV6]:PORT/NAME, nbd+unix:///NAME?socket=PATH.
+Long options take one or two dashes and may be abbreviated.
 Options:
   -N, -name NAME           export to attach (default: the server's default export)
-  -b, -block-size N        block size in bytes: 512, 1024, 2048 or 4096 (default 512,
-                           raised to the server's minimum); the form bs=N also works
+  -b, -block-size N        block size in bytes: 512, 1024, 2048 or 4096 (default 512);
+                           raised to the server's NBD_INFO_BLOCK_SIZE minimum, and the
+                           largest request is capped at its maximum payload; bs=N works too
   -t, -timeout SEC         request timeout in seconds (-persist makes it 30 unless given);
                            the form timeout=SEC also works
   -T, -dead-timeout SEC    seconds the kernel waits for a reconnect when every socket is
                            dead (netlink; -persist makes it 600 unless given)
-  -C, -connections N       open N connections (the server must allow multi-conn)
+  -C, -connections N       open N connections; only when the server advertises
+                           NBD_FLAG_CAN_MULTI_CONN (else an error says so)
   -i, -identifier ID       backend identifier for the kernel (default HOST:PORT/NAME)
   -B, -size BYTES          use this export size instead of the negotiated one
   -P, -preinit             skip the handshake (the server is pre-negotiated; needs -B)
@@ -151,7 +164,9 @@ Options:
   -u, -unix                HOST is the path of a Unix socket
   -L, -nonetlink           configure the device with ioctls (a process stays in NBD_DO_IT)
   -p, -persist             stay in the background and reconnect when the server goes away
-  -s, -swap                lock the resident process in memory, keep the OOM killer away
+  -s, -swap                swap-aware: the resident process is locked in memory
+                           (mlockall), reconnects without allocating, OOM-exempt;
+                           -persist does this by itself once the system swaps
   -n, -nofork              ioctl mode: stay in the foreground inside NBD_DO_IT
   -systemd-mark            start argv[0] with '@' so systemd's shutdown spares this process
   -d, -disconnect DEVICE   disconnect DEVICE
@@ -159,7 +174,11 @@ Options:
   -l, -list                list the exports of HOST [PORT]
   -V, -version             print the version
   -h, -help                print this help
-TLS (-certfile, -keyfile, -cacertfile, -tlshostname, -enable-tls, -priority) is not supported.
+TLS (-certfile, -keyfile, -cacertfile, -tlshostname, -enable-tls, -priority) is not
+implemented; with swap it would be prone to deadlock anyway (a user-space TLS proxy
+defeats the kernel's memalloc socket).
+Exit status: 0 done (-c: connected, its pid printed); 1 failure: bad arguments,
+unreachable or refusing server, kernel refusal (-c: not connected); 2 -c could not tell.
 """
 
 /// One option of the table below.
@@ -317,11 +336,12 @@ struct ParseState {
     var help = false
     var version = false
     var systemdMark = false
+    var connectionsGiven = false
 
     /// HOST, then PORT if numeric (else it is the device, as in 3.24), then DEVICE.
     mutating func positional(_ arg: String) throws(ArgumentError) {
         // The old "bs=N" / "timeout=N" forms.
-        if let eq = arg.firstIndex(of: "="), !arg.hasPrefix("/") {
+        if let eq = arg.firstIndex(of: "="), !arg.hasPrefix("/"), !NBDURI.looksLikeURI(arg) {
             let key = String(arg[..<eq])
             let value = String(arg[arg.index(after: eq)...])
             switch key {
@@ -368,6 +388,7 @@ struct ParseState {
                 throw ArgumentError("\(written) '\(v)': the number of connections must be 1 to 64")
             }
             options.connections = Int(n)
+            connectionsGiven = true
         case "disconnect": disconnect = v
         case "no-optgo": options.noOptGo = true
         case "help": help = true
@@ -388,7 +409,7 @@ struct ParseState {
         case "unix": unix = true
         case "version": version = true
         default:
-            throw ArgumentError("option '\(written)': TLS is not supported by this nbd-client (use a trusted network)")
+            throw ArgumentError("option '\(written)': TLS is not implemented by this nbd-client (use a trusted network; and TLS with swap is prone to deadlock: the user-space TLS proxy defeats the kernel's memalloc socket)")
         }
     }
 
@@ -423,25 +444,68 @@ struct ParseState {
         guard let host = positionals.first, !host.isEmpty else {
             throw ArgumentError(unix ? "no socket path given: -u needs SOCKET-PATH" : "no server given: expected HOST [PORT] /dev/nbdN")
         }
-        if unix, portGiven != nil { throw ArgumentError("a port makes no sense with -u (Unix socket '\(host)')") }
-        let server: ServerAddress = unix ? .unix(path: host) : .tcp(host: host, port: portGiven ?? Limits.defaultPort)
+        var o = options
+        let server: ServerAddress
+        if NBDURI.looksLikeURI(host) {
+            let uri = try NBDURI.parse(host)
+            if unix { throw ArgumentError("-u and the URI '\(host)' both say where the server is: for a Unix socket write nbd+unix:///NAME?socket=PATH") }
+            if portGiven != nil { throw ArgumentError("a PORT after the URI '\(host)': put the port in the URI (nbd://HOST:PORT/NAME)") }
+            if o.exportNameGiven && o.exportName != uri.exportName && !list {
+                throw ArgumentError("-N '\(o.exportName)' and the URI's export '\(uri.exportName)' disagree: give the export once")
+            }
+            server = uri.server
+            o.exportName = uri.exportName
+            o.exportNameGiven = true
+        } else {
+            if unix, portGiven != nil { throw ArgumentError("a port makes no sense with -u (Unix socket '\(host)')") }
+            server = unix ? .unix(path: host) : .tcp(host: host, port: portGiven ?? Limits.defaultPort)
+        }
         if list {
             if let d = deviceText { throw ArgumentError("-l lists exports; it takes HOST [PORT], not a device ('\(d)')") }
             return done(.list(server: server))
         }
         guard let deviceText else {
-            if positionals.count == 1, NBDDevice(parsing: host) != nil {
-                throw ArgumentError("'\(host)' alone would be an /etc/nbdtab lookup, which this nbd-client does not do: give HOST [PORT] /dev/nbdN")
+            if positionals.count == 1, !unix, let d = NBDDevice(parsing: host) {
+                // nbd-client nbdN: the nbdtab entry, with these options on top.
+                return done(.connectFromTab(device: d, overrides: options, connectionsGiven: connectionsGiven))
             }
             throw ArgumentError("no nbd device given after '\(host)': expected HOST [PORT] /dev/nbdN")
         }
-        var o = options
         o.server = server
         o.device = try device(deviceText)
-        if o.preinit && o.sizeOverride == nil { throw ArgumentError("-preinit skips the handshake, so it needs the size: add -B BYTES") }
-        if let bs = o.blockSize, let size = o.sizeOverride, size % UInt64(bs) != 0 {
-            throw ArgumentError("-size \(size) is not a multiple of the block size \(bs)")
-        }
+        try checkCombination(o)
         return done(.connect(o))
+    }
+}
+
+/// Rules that hold however the options were given (command line or nbdtab).
+public func checkCombination(_ o: ConnectOptions) throws(ArgumentError) {
+    if o.preinit && o.sizeOverride == nil { throw ArgumentError("-preinit skips the handshake, so it needs the size: add -B BYTES") }
+    if let bs = o.blockSize, let size = o.sizeOverride, size % UInt64(bs) != 0 {
+        throw ArgumentError("-size \(size) is not a multiple of the block size \(bs)")
+    }
+}
+
+extension NBDTabEntry {
+    /// The entry's connection with the command line on top: its flags are
+    /// added (-persist, -swap, -R, -n, -L, -g), its values replace the
+    /// entry's when given (-b, -t, -T, -C, -i, -B, -N).
+    public func merged(with cl: ConnectOptions, connectionsGiven: Bool) -> ConnectOptions {
+        var o = options
+        if cl.exportNameGiven { o.exportName = cl.exportName }
+        if let v = cl.blockSize { o.blockSize = v }
+        if let v = cl.timeout { o.timeout = v }
+        if let v = cl.deadTimeout { o.deadTimeout = v }
+        if let v = cl.sizeOverride { o.sizeOverride = v }
+        if let v = cl.identifier { o.identifier = v }
+        if connectionsGiven { o.connections = cl.connections }
+        o.persist = o.persist || cl.persist
+        o.swap = o.swap || cl.swap
+        o.noFork = cl.noFork
+        o.noNetlink = cl.noNetlink
+        o.readOnly = cl.readOnly
+        o.noOptGo = o.noOptGo || cl.noOptGo
+        o.preinit = o.preinit || cl.preinit
+        return o
     }
 }

@@ -22,6 +22,11 @@ public struct DeviceSetup: Equatable {
     public var deadTimeout: UInt64?
     public var identifier: String?
     public var readOnly: Bool
+    /// The largest request the server takes, in KiB, when it is below the
+    /// kernel's own limit (32 MiB): written to
+    /// /sys/block/nbdN/queue/max_sectors_kb after connecting, since neither
+    /// netlink nor the ioctls can carry it.
+    public var maxRequestKiB: UInt32? = nil
 
     /// Checks the connections agree and applies the options:
     /// - block size: -b, else 512, raised to the server's NBD_INFO_BLOCK_SIZE
@@ -35,7 +40,10 @@ public struct DeviceSetup: Equatable {
     ///   without closing the connection (network cut, host frozen) is only
     ///   noticed when a request times out; with timeout 0 and one socket the
     ///   kernel just logs "Possible stuck request" forever and never reports
-    ///   the link dead, so -persist could not reconnect.
+    ///   the link dead, so -persist could not reconnect;
+    /// - largest request: the server's NBD_INFO_BLOCK_SIZE maximum payload
+    ///   when it is below the kernel's 32 MiB (rounded down to whole KiB
+    ///   and to the block size; a maximum below one page cannot be obeyed).
     /// Returns the setup and notes worth telling the user.
     public static func derive(_ o: ConnectOptions, exports: [NegotiatedExport]) throws(SetupError) -> (DeviceSetup, [String]) {
         guard let export = exports.first else { throw SetupError("no connection was negotiated") }
@@ -60,11 +68,23 @@ public struct DeviceSetup: Equatable {
         }
         var flags = export.flags
         if o.readOnly { flags.insert(.readOnly) }
-        let setup = DeviceSetup(device: o.device, size: size, blockSize: bs, flags: flags.rawValue, timeout: o.timeout ?? (o.persist ? 30 : nil),
+        var setup = DeviceSetup(device: o.device, size: size, blockSize: bs, flags: flags.rawValue, timeout: o.timeout ?? (o.persist ? 30 : nil),
                                 deadTimeout: o.deadTimeout ?? (o.persist ? 600 : nil),
                                 identifier: o.backendIdentifier, readOnly: o.readOnly)
+        if let maximum = export.maximumPayload, maximum < DeviceSetup.kernelMaxRequest {
+            let whole = maximum / 1024
+            let kib = whole - whole % max(1, bs / 1024)
+            if kib >= 4 {
+                setup.maxRequestKiB = kib
+            } else {
+                notes.append("the server's maximum request of \(maximum) bytes is below one page: the kernel cannot be held to it")
+            }
+        }
         return (setup, notes)
     }
+
+    /// The kernel's largest NBD request: max_hw_sectors 65536 x 512 bytes.
+    public static let kernelMaxRequest: UInt32 = 32 << 20
 
     /// NBD_CMD_CONNECT for this setup and the given sockets.
     public func connectRequest(fds: [Int32]) -> NBDConnectRequest {

@@ -155,12 +155,41 @@ func waitForDevice(_ device: NBDDevice, running: Bool, tenthsOfSeconds: Int) -> 
     return (devicePid(device) != nil) == running
 }
 
+/// Holds the kernel to the server's maximum request (NBD_INFO_BLOCK_SIZE):
+/// /sys/block/nbdN/queue/max_sectors_kb, which no netlink attribute or ioctl
+/// sets. A failure only warns: the server may then refuse large requests.
+func capRequests(_ setup: DeviceSetup) {
+    guard let kib = setup.maxRequestKiB else { return }
+    let path = "/sys/block/\(setup.device.name)/queue/max_sectors_kb"
+    let text = "\(kib)"
+    let fd = shim_open(path, O_WRONLY | O_CLOEXEC, 0)
+    if fd < 0 || write(fd, text, text.utf8.count) < 0 {
+        printError("warning: cannot limit requests to the server's maximum of \(kib) KiB (\(path): \(Errno.current.description))")
+    }
+    if fd >= 0 { _ = close(fd) }
+}
+
 /// Opens the device once and closes it: the kernel reads the partition table
 /// on the first open after a (re)start (GD_NEED_PART_SCAN), and an initramfs
 /// has no udev to do that open, so /dev/nbdNpM would never appear. nbd-client
 /// does the same for the ioctl path. Quietly does nothing without /dev/nbdN.
 func scanPartitions(_ device: NBDDevice) {
     if let d = try? FileDescriptor.open(device.path, O_RDONLY) { d.close() }
+}
+
+/// Reads a regular file whole (up to 1 MiB); nil when it cannot be opened.
+func readWholeFile(_ path: String) -> String? {
+    guard let fd = try? FileDescriptor.open(path, O_RDONLY) else { return nil }
+    defer { fd.close() }
+    var data: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while data.count < 1 << 20 {
+        let n = chunk.withUnsafeMutableBytes { (try? fd.read(into: $0)) ?? -1 }
+        if n < 0 { return nil }
+        if n == 0 { break }
+        data += chunk[0..<n]
+    }
+    return String(decoding: data, as: UTF8.self)
 }
 
 /// Reads a small file (sysfs, procfs) whole; nil when it cannot be opened.

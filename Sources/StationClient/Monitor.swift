@@ -29,6 +29,10 @@ func openEvents(_ family: GenlFamily) throws(ClientError) -> NetlinkSocket {
     } catch { throw ClientError(error) }
 }
 
+/// Seconds between reconnect attempts: 1, 2, then every 4 (a root device
+/// waits for us, so the cap is short; a refused connect costs nothing).
+let reconnectBackoffCap: UInt32 = 4
+
 /// Everything the resident child needs, resolved before it forks.
 struct Monitor {
     var netlink: NBDNetlink
@@ -37,42 +41,90 @@ struct Monitor {
     var options: ConnectOptions
     var export: NegotiatedExport
     var setup: DeviceSetup
+    var engine: ReconnectEngine
+    var locked = false
 
     var device: NBDDevice { setup.device }
 
+    init?(netlink: NBDNetlink, events: NetlinkSocket, dialer: Dialer, options: ConnectOptions, export: NegotiatedExport, setup: DeviceSetup) {
+        guard let e = ReconnectEngine.prepare(dialer: dialer, options: options, export: export, family: netlink.family.id,
+                                              device: setup.device, identifier: setup.identifier) else { return nil }
+        self.netlink = netlink
+        self.events = events
+        self.dialer = dialer
+        self.options = options
+        self.export = export
+        self.setup = setup
+        self.engine = e
+    }
+
     /// Whether the device still has a live configuration, asked by netlink
-    /// (NBD_CMD_STATUS): after switch_root this process's /sys is gone, so
-    /// sysfs is only the fallback when netlink cannot answer.
+    /// (NBD_CMD_STATUS, prebuilt, answered in place): after switch_root this
+    /// process's /sys is gone, so sysfs is only the fallback when netlink
+    /// cannot answer.
     var running: Bool {
         mutating get {
-            if let connected = try? netlink.isConnected(device) { return connected }
+            if let connected = engine.deviceConnected(netlink.socket.fd.rawValue, family: netlink.family.id, index: device.index) {
+                return connected
+            }
             return devicePid(device) != nil
         }
+    }
+
+    /// Swap-aware mode: with -swap, or as soon as the system swaps at all
+    /// (/proc/swaps lists an area: this device, or another one that a page
+    /// of ours could be written to), lock every page (mlockall) so that
+    /// reconnecting never waits for a swap-in. Seen in QEMU without it: the
+    /// root's monitor was swapped out to the NBD swap of the same server, and
+    /// only ran again once the swap device's locked monitor had reconnected.
+    mutating func lockIfSwap() {
+        guard !locked else { return }
+        let use: SwapUse = options.swap ? .thisDevice : engine.swapUse()
+        if case .none = use { return }
+        locked = true
+        lockInMemory()
+        engine.line.start()
+        engine.line.add("/dev/")
+        engine.line.add(device.name)
+        if options.swap {
+            engine.line.add(" (-swap): monitor locked in memory")
+        } else if case .thisDevice = use {
+            engine.line.add(" holds swap: monitor locked in memory")
+        } else {
+            engine.line.add(": the system swaps, monitor locked in memory")
+        }
+        engine.line.emit()
     }
 
     /// Waits for LINK_DEAD notifications until the device stops.
     mutating func run() {
         printError("watching \(device.path) for dead connections (pid \(getpid()))")
+        lockIfSwap()
+        let eventsFd = events.fd.rawValue
         while running {
-            let bytes: [UInt8]
-            do { bytes = try events.receive() } catch {
-                if error.errno == .again { continue }
-                if error.errno == Errno(ENOBUFS) {
+            lockIfSwap()
+            let n = engine.netlinkBuffer.withUnsafeMutableBytes { recv(eventsFd, $0.baseAddress, $0.count, 0) }
+            if n < 0 {
+                let e = shim_errno()
+                if e == EAGAIN || e == EINTR { continue }
+                if e == ENOBUFS {
                     // Notifications were dropped, maybe our LINK_DEAD: offer a
                     // new socket anyway (the kernel answers ENOSPC if none is dead).
-                    printError("nbd notifications overflowed; checking \(device.path)'s connection")
+                    engine.line.start()
+                    engine.line.add("nbd notifications overflowed; checking the connection of /dev/")
+                    engine.line.add(device.name)
+                    engine.line.emit()
                     if !reconnect() { return }
                     continue
                 }
-                printError("reading nbd notifications: \(error.description)")
+                engine.line.start()
+                engine.line.add("reading nbd notifications failed, errno ")
+                engine.line.add(UInt64(e))
+                engine.line.emit()
                 _ = sleep(1)
                 continue
             }
-            guard let messages = try? parseMessages(bytes) else { continue }
-            var dead = 0
-            for case .generic(let m) in messages where NBDGenl.linkDeadIndex(m, family: netlink.family.id) == device.index {
-                dead += 1
-            }
+            let dead = NetlinkScan.linkDeadCount(engine.netlinkBuffer, count: n, family: netlink.family.id, index: device.index)
             for _ in 0..<dead where running {
                 if !reconnect() { return }
             }
@@ -81,33 +133,81 @@ struct Monitor {
     }
 
     /// One replacement socket. False when reconnecting is pointless (the
-    /// export changed); returns once the kernel has the socket or the device stopped.
+    /// export changed); returns once the kernel has the socket or the device
+    /// stopped. Allocation-free: see ReconnectEngine.
     mutating func reconnect() -> Bool {
         var delay: UInt32 = 1
-        var attempt = 0
+        var attempt: UInt64 = 0
+        let control = netlink.socket.fd.rawValue
         while running {
             attempt += 1
-            do throws(ClientError) {
-                let c = try dialAndNegotiate(dialer, options)
-                defer { c.fd.close() }
-                if !DeviceSetup.sameExport(c.export, export) {
-                    printError("export '\(options.exportName)' changed (size \(export.size) -> \(c.export.size), flags 0x\(hex(UInt64(export.flags.rawValue))) -> 0x\(hex(UInt64(c.export.flags.rawValue)))): not reconnecting \(device.path)")
-                    return false
-                }
-                let e = try netlink.reconfigure(device, identifier: setup.identifier, fds: [c.fd.rawValue])
-                if e == 0 {
-                    printError("\(device.path) reconnected to \(dialer.server.text) (attempt \(attempt))")
+            switch engine.attempt() {
+            case .socket(let fd):
+                let e = engine.handOver(control, socket: fd)
+                _ = close(fd)
+                if e == 0 || e == ENOSPC {
+                    // ENOSPC: no dead socket left, an earlier attempt fixed it.
+                    engine.line.start()
+                    engine.line.add("/dev/")
+                    engine.line.add(device.name)
+                    engine.line.add(" reconnected to ")
+                    engine.line.add(engine.serverText)
+                    engine.line.add(" (attempt ")
+                    engine.line.add(attempt)
+                    engine.line.add(")")
+                    engine.line.emit()
                     return true
                 }
-                if e == ENOSPC { return true }  // no dead socket left: an earlier attempt already fixed it
-                throw ClientError("NBD_CMD_RECONFIGURE: \(Errno(e).description)")
-            } catch {
-                printError("reconnecting \(device.path), attempt \(attempt): \(error.message); next in \(delay) s")
+                logAttempt(attempt, "NBD_CMD_RECONFIGURE failed", errno: e ?? ETIMEDOUT, delay: delay)
+            case .system(let call, let e):
+                logAttempt(attempt, call, errno: e, delay: delay)
+            case .closed:
+                logAttempt(attempt, "the server closed the connection during the handshake", errno: nil, delay: delay)
+            case .handshake(let failure):
+                if case .changed(let size, let flags) = failure {
+                    engine.line.start()
+                    engine.line.add("not reconnecting /dev/")
+                    engine.line.add(device.name)
+                    engine.line.add(": the export changed (size ")
+                    engine.line.add(engine.script.size)
+                    engine.line.add(" -> ")
+                    engine.line.add(size)
+                    engine.line.add(", flags ")
+                    engine.line.add(UInt64(engine.script.flags))
+                    engine.line.add(" -> ")
+                    engine.line.add(UInt64(flags))
+                    engine.line.add(")")
+                    engine.line.emit()
+                    return false
+                }
+                logAttempt(attempt, failure.text, errno: 0, delay: delay)
             }
             _ = sleep(delay)
-            delay = min(delay * 2, 16)
+            delay = min(delay * 2, reconnectBackoffCap)
         }
         return true
+    }
+
+    /// "reconnecting /dev/nbdN, attempt K: WHAT (errno E); next in D s".
+    mutating func logAttempt(_ attempt: UInt64, _ what: StaticString, errno e: Int32?, delay: UInt32) {
+        engine.line.start()
+        engine.line.add("reconnecting /dev/")
+        engine.line.add(device.name)
+        engine.line.add(" to ")
+        engine.line.add(engine.serverText)
+        engine.line.add(", attempt ")
+        engine.line.add(attempt)
+        engine.line.add(": ")
+        engine.line.add(what)
+        if let e, e != 0 {
+            engine.line.add(" (errno ")
+            engine.line.add(UInt64(e))
+            engine.line.add(e == ECONNREFUSED ? ", connection refused)" : ")")
+        }
+        engine.line.add("; next in ")
+        engine.line.add(UInt64(delay))
+        engine.line.add(" s")
+        engine.line.emit()
     }
 }
 
@@ -120,8 +220,13 @@ func startMonitor(_ monitor: Monitor) -> Int32 {
     }
     if child > 0 { return 0 }
     detach()
-    becomeIOHelper(swap: monitor.options.swap)
     var m = monitor
+    // Every page the reconnect path touches exists now: the buffers and
+    // messages (ReconnectEngine.prepare, owned by this copy after warmUp),
+    // and 128 KiB of stack.
+    m.engine.warmUp()
+    shim_prefault_stack(128)
+    becomeIOHelper(swap: false)
     m.run()
     _exit(0)
 }
@@ -164,9 +269,12 @@ func serveIoctl(_ dev: FileDescriptor, _ setup: DeviceSetup, _ o: ConnectOptions
 }
 
 /// A process that stays in the device's I/O path: PR_SET_IO_FLUSHER (its
-/// allocations never recurse into I/O on the device it serves; Linux >= 5.6,
-/// ignored when refused) and, with -swap, locked in memory.
+/// allocations never recurse into I/O on the device it serves and it is not
+/// throttled as a dirtier; Linux >= 5.6, needs CAP_SYS_RESOURCE, ignored
+/// when refused), oom_score_adj -1000 (killing it would leave the device
+/// unable to reconnect), and with `swap` locked in memory.
 func becomeIOHelper(swap: Bool) {
     _ = shim_prctl(57, 1)  // PR_SET_IO_FLUSHER
+    protectFromOOM()
     if swap { lockInMemory() }
 }

@@ -32,14 +32,20 @@ func detach() {
     if null > 2 { _ = close(null) }
 }
 
-/// -swap: keep a process that serves the device's I/O path out of swap and
-/// away from the OOM killer (mlockall(2), /proc/self/oom_score_adj = -1000).
+/// -swap: keep a process that serves the device's I/O path out of swap
+/// (mlockall(MCL_CURRENT | MCL_FUTURE): every page now and every page it
+/// maps later stays in RAM) and away from the OOM killer.
 func lockInMemory() {
     if mlockall(shim_MCL_CURRENT | shim_MCL_FUTURE) != 0 {
         printError("mlockall: \(Errno.current.description) (continuing unlocked)")
     }
-    if let fd = try? FileDescriptor.open("/proc/self/oom_score_adj", O_WRONLY) {
-        try? fd.writeAll(Array("-1000".utf8))
-        fd.close()
-    }
+    protectFromOOM()
+}
+
+/// /proc/self/oom_score_adj = -1000: the OOM killer never picks this process.
+func protectFromOOM() {
+    let fd = shim_open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC, 0)
+    guard fd >= 0 else { return }
+    _ = write(fd, "-1000", 5)
+    _ = close(fd)
 }

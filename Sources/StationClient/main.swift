@@ -31,11 +31,32 @@ func main(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar
         case .check(let device): return try runCheck(device)
         case .disconnect(let device, let noNetlink): return try runDisconnect(device, noNetlink: noNetlink)
         case .connect(let options): return try runConnect(options)
+        case .connectFromTab(let device, let overrides, let connectionsGiven):
+            return try runConnect(try optionsFromTab(device, overrides, connectionsGiven))
         }
     } catch {
         printError(error.message)
         return error.exitCode
     }
+}
+
+/// Where `nbd-client nbdN` looks its connection up (nbdtab(5)).
+let nbdtabPath = "/etc/nbdtab"
+
+/// The nbdtab entry for `device` with the command line on top.
+func optionsFromTab(_ device: NBDDevice, _ overrides: ConnectOptions, _ connectionsGiven: Bool) throws(ClientError) -> ConnectOptions {
+    guard let text = readWholeFile(nbdtabPath) else {
+        throw ClientError("\(device.name) alone means: connect its entry in \(nbdtabPath), but \(nbdtabPath) cannot be read: \(Errno.current.description) (or give HOST [PORT] \(device.path))")
+    }
+    let tab: NBDTab
+    do { tab = try NBDTab.parse(text, path: nbdtabPath) } catch { throw ClientError(error.message) }
+    for w in tab.warnings { printError("warning: \(w)") }
+    guard let entry = tab.entry(for: device) else {
+        throw ClientError("\(nbdtabPath) has no entry for \(device.name) (a line: \(device.name) HOST EXPORT [OPTIONS])")
+    }
+    let o = entry.merged(with: overrides, connectionsGiven: connectionsGiven)
+    do { try checkCombination(o) } catch { throw ClientError("\(nbdtabPath) line \(entry.line): \(error.message)") }
+    return o
 }
 
 /// -l: NBD_OPT_LIST, one export per line ("name" or "name: description").
@@ -125,10 +146,15 @@ func runConnect(_ o: ConnectOptions) throws(ClientError) -> Int32 {
             // must not keep the original sockets alive after they die.
             for c in connections { c.fd.close() }
             connections = []
+            capRequests(setup)
             scanPartitions(o.device)
             printOut("Connected \(o.device.path)\n")
             guard let events else { return 0 }
-            return startMonitor(Monitor(netlink: nl, events: events, dialer: dialer, options: o, export: export, setup: setup))
+            guard let monitor = Monitor(netlink: nl, events: events, dialer: dialer, options: o, export: export, setup: setup) else {
+                printError("cannot prepare the -persist monitor (no /dev/null, or the Unix socket path is too long): \(o.device.path) stays connected without reconnects")
+                return 0
+            }
+            return startMonitor(monitor)
         }
         printError("the kernel has no 'nbd' netlink family (old kernel?): using the ioctl interface")
     }
@@ -157,6 +183,7 @@ func runIoctl(_ setup: DeviceSetup, fds: [Int32], options o: ConnectOptions, dia
     dev.close()
     for _ in 0..<100 {
         if devicePid(o.device) != nil {
+            capRequests(setup)
             scanPartitions(o.device)
             printOut("Connected \(o.device.path)\n")
             return 0

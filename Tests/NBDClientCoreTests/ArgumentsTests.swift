@@ -166,11 +166,15 @@ final class ArgumentsTests: XCTestCase {
             ("--p h /dev/nbd0", "'--p' is ambiguous"),
             ("h 1 /dev/nbd0 extra", "'extra'"),
             ("-t abc h /dev/nbd0", "'abc'"),
-            ("-certfile c.pem h /dev/nbd0", "TLS is not supported"),
-            ("-x h /dev/nbd0", "TLS is not supported"),
+            ("-certfile c.pem h /dev/nbd0", "TLS is not implemented"),
+            ("-x h /dev/nbd0", "TLS is not implemented"),
             ("-P h /dev/nbd0", "-B BYTES"),
             ("-u /run/s 10 /dev/nbd0", "'/run/s'"),
-            ("nbd0", "nbdtab"),
+            ("-u nbd0", "no nbd device given"),
+            ("nbd://h/x 10809 /dev/nbd0", "put the port in the URI"),
+            ("-u nbd+unix:///x?socket=/s /dev/nbd0", "both say where the server is"),
+            ("nbd://h/x /dev/nbd0 -N y", "disagree"),
+            ("nbds://h/x /dev/nbd0", "TLS"),
             ("-l h /dev/nbd0", "'/dev/nbd0'"),
             ("-C 0 h /dev/nbd0", "'0'"),
             ("--persist=1 h /dev/nbd0", "'--persist=1' does not take a value"),
@@ -187,6 +191,37 @@ final class ArgumentsTests: XCTestCase {
                 XCTAssertTrue(error.message.contains(fragment), "'\(line)': message '\(error.message)' lacks '\(fragment)'")
             }
         }
+    }
+
+    /// nbd-client nbdN: the nbdtab form, with the command line's options kept.
+    func testNBDTabForm() throws {
+        let inv = try parseArguments(words("nbd1 -persist -t 5 -systemd-mark"))
+        guard case .connectFromTab(let d, let o, let given) = inv.command else { return XCTFail("\(inv.command)") }
+        XCTAssertEqual(d, NBDDevice(index: 1))
+        XCTAssertTrue(o.persist)
+        XCTAssertEqual(o.timeout, 5)
+        XCTAssertFalse(given)
+        XCTAssertTrue(inv.systemdMark)
+        guard case .connectFromTab(let d2, _, let given2) = try parseArguments(words("/dev/nbd3 -C 2")).command else { return XCTFail() }
+        XCTAssertEqual(d2.index, 3)
+        XCTAssertTrue(given2)
+    }
+
+    /// A URI in place of HOST [PORT] (and the export name).
+    func testURIForms() throws {
+        let (o, _) = try XCTUnwrap(connect("nbd://srv:10900/root /dev/nbd0 -persist"))
+        XCTAssertEqual(o.server, .tcp(host: "srv", port: 10900))
+        XCTAssertEqual(o.exportName, "root")
+        XCTAssertTrue(o.exportNameGiven)
+        XCTAssertTrue(o.persist)
+        let (u, _) = try XCTUnwrap(connect("nbd+unix:///swap?socket=/run/nbd.sock /dev/nbd1 -swap"))
+        XCTAssertEqual(u.server, .unix(path: "/run/nbd.sock"))
+        XCTAssertEqual(u.exportName, "swap")
+        let (v6, _) = try XCTUnwrap(connect("nbd://[fd00::1]/x /dev/nbd0 -N x"))
+        XCTAssertEqual(v6.server, .tcp(host: "fd00::1", port: 10809))
+        XCTAssertEqual(v6.backendIdentifier, "[fd00::1]:10809/x")
+        guard case .list(let server) = try parseArguments(words("-l nbd://h:1234")).command else { return XCTFail() }
+        XCTAssertEqual(server, .tcp(host: "h", port: 1234))
     }
 
     func testHelpListsEveryOption() {

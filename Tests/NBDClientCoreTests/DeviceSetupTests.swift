@@ -55,6 +55,23 @@ final class DeviceSetupTests: XCTestCase {
         XCTAssertThrowsError(try DeviceSetup.derive(options { _ in }, exports: [e]))
     }
 
+    /// NBD_INFO_BLOCK_SIZE's maximum payload caps the kernel's requests.
+    func testServerMaximumPayload() throws {
+        var e = export
+        XCTAssertNil(try DeviceSetup.derive(options { _ in }, exports: [e]).0.maxRequestKiB, "no block size info: no cap")
+        e.maximumPayload = 32 << 20
+        XCTAssertNil(try DeviceSetup.derive(options { _ in }, exports: [e]).0.maxRequestKiB, "the kernel's own limit")
+        e.maximumPayload = 65536
+        XCTAssertEqual(try DeviceSetup.derive(options { _ in }, exports: [e]).0.maxRequestKiB, 64)
+        e.maximumPayload = 100_000  // 97.6 KiB: whole KiB, whole 4 KiB blocks
+        XCTAssertEqual(try DeviceSetup.derive(options { $0.blockSize = 4096 }, exports: [e]).0.maxRequestKiB, 96)
+        XCTAssertEqual(try DeviceSetup.derive(options { _ in }, exports: [e]).0.maxRequestKiB, 97)
+        e.maximumPayload = 2048
+        let (s, notes) = try DeviceSetup.derive(options { _ in }, exports: [e])
+        XCTAssertNil(s.maxRequestKiB)
+        XCTAssertEqual(notes.count, 1)
+    }
+
     func testSizeOverride() throws {
         XCTAssertEqual(try DeviceSetup.derive(options { $0.sizeOverride = 1 << 20 }, exports: [export]).0.size, 1 << 20)
         XCTAssertThrowsError(try DeviceSetup.derive(options { $0.sizeOverride = 1000 }, exports: [export]))

@@ -102,7 +102,9 @@ nbd-client -d /dev/nbd2
 # 5. A server that stops answering without closing (the host SIGSTOPs it for
 #    6 s when it sees freeze-server): the request timeout (-t 3) declares the
 #    link dead, and the monitor reconnects once the server answers again.
-/sbin/nbd-client $host $port /dev/nbd1 -N $name -persist -t 3 >/dev/null 2>&1 && mark freeze-connect-ok
+#    With -no-optgo, so the reconnect replays NBD_OPT_EXPORT_NAME (the
+#    crash case above replays NBD_OPT_GO).
+/sbin/nbd-client $host $port /dev/nbd1 -N $name -persist -t 3 -no-optgo >/dev/null 2>&1 && mark freeze-connect-ok
 mount -t ext4 -o ro /dev/nbd1 /mnt
 mark freeze-server
 sleep 1
@@ -111,6 +113,67 @@ echo 3 >/proc/sys/vm/drop_caches
 logged "nbd-client: /dev/nbd1 reconnected" && mark freeze-reconnected
 umount /mnt
 nbd-client -d /dev/nbd1
+
+# 6. Scenario (d): the same habits as Debian's nbd-client 3.24 (/debian/nbd-client),
+#    each client checking and disconnecting what the other connected.
+deb=/debian/nbd-client
+port2=${nbdport2:-10810}
+both() { # both ARGS...: run both clients; same exit status and stdout (Debian's
+  #        "Negotiation:" progress line dropped) -> 0
+  o1=$(nbd-client "$@" 2>/tmp/e1); r1=$?
+  o2=$($deb "$@" 2>/tmp/e2 | grep -v '^Negotiation:'); r2=$?
+  [ "$r1" = "$r2" ] && [ "$o1" = "$o2" ] && return 0
+  echo "differ on '$*': ours $r1 [$o1] $(cat /tmp/e1); debian $r2 [$o2] $(cat /tmp/e2)"; return 1
+}
+set -o pipefail
+both -c /dev/nbd4 && mark same-idle-check
+nbd-client $host $port /dev/nbd4 -N $name >/dev/null && both -c /dev/nbd4 && mark same-check-ours
+$deb -d /dev/nbd4 >/dev/null 2>&1; sleep 0.5; nbd-client -c /dev/nbd4; [ $? = 1 ] && mark debian-disconnects-ours
+$deb $host $port /dev/nbd4 -N $name >/dev/null 2>&1 && both -c /dev/nbd4 && mark same-check-debians
+nbd-client -d /dev/nbd4 >/dev/null; sleep 0.5; $deb -c /dev/nbd4 >/dev/null 2>&1; [ $? = 1 ] && mark ours-disconnects-debians
+both -l $host $port && mark same-list
+set +o pipefail
+# nbdtab: the entry for nbd5, used by either client as "nbd-client nbd5".
+# (3.24's grammar takes comments only on lines of their own, and no blanks
+# before the device or after the options; ours also takes trailing comments.)
+cat >/etc/nbdtab <<TAB
+# device  host     export   options
+nbd5      $host    $name    port=$port,bs=1024
+
+nbd8 $host nosuch
+TAB
+# 3.24 reads this entry but drops its port= (get_from_config never copies
+# it back), so it dials 10809 and is refused: documented, not copied.
+$deb nbd5 >/tmp/o 2>&1; rc=$?; cat /tmp/o
+[ $rc = 1 ] && grep -q "Connection refused" /tmp/o && [ ! -e /sys/block/nbd5/pid ] && mark nbdtab-debian-drops-port
+out=$(nbd-client nbd5 2>&1); rc=$?; echo "$out"
+[ $rc = 0 ] && [ "$out" = "Connected /dev/nbd5" ] && [ "$(cat /sys/block/nbd5/queue/logical_block_size)" = 1024 ] && mark nbdtab-ours-connect
+mount -t ext4 -o ro /dev/nbd5 /mnt && [ "$(cat /mnt/hello.txt)" = "$want" ] && mark nbdtab-ours-content
+umount /mnt
+both -c /dev/nbd5 && mark nbdtab-same-check
+nbd-client -d nbd5 && nbd-client -c /dev/nbd5; [ $? = 1 ] && mark nbdtab-disconnect
+nbd-client nbd9 2>/tmp/e; rc=$?; cat /tmp/e
+[ $rc = 1 ] && grep -q "no entry for nbd9" /tmp/e && mark nbdtab-missing-entry-exit-1
+# A URI instead of HOST PORT -N NAME.
+nbd-client nbd://$host:$port/$name /dev/nbd5 >/dev/null && [ "$(cat /sys/block/nbd5/backend)" = "$host:$port/$name" ] && mark uri-connect-ok
+nbd-client -d /dev/nbd5
+# Export 2 (no multi-conn, 64 KiB maximum payload).
+nbd-client $host $port2 /dev/nbd6 -N "" -C 2 2>/tmp/e; rc=$?; cat /tmp/e
+[ $rc = 1 ] && grep -q CAN_MULTI_CONN /tmp/e && [ ! -e /sys/block/nbd6/pid ] && mark multiconn-refused
+nbd-client $host $port2 /dev/nbd6 -N "" >/dev/null 2>&1
+kb=$(cat /sys/block/nbd6/queue/max_sectors_kb); echo "nbd6 max_sectors_kb=$kb"
+[ "$kb" = 64 ] && mark maxpayload-capped
+nbd-client -d /dev/nbd6
+# -persist without -swap on a device that becomes swap: the monitor locks itself.
+nbd-client $host $port2 /dev/nbd7 -N "" -persist >/dev/null 2>&1
+mkswap /dev/nbd7 >/dev/null && swapon /dev/nbd7
+logged "nbd-client: /dev/nbd7 holds swap: monitor locked in memory" && {
+  for p in /proc/[0-9]*; do tr '\0' ' ' <$p/cmdline 2>/dev/null | grep -q 'nbd7 -N' && mon=${p#/proc/}; done
+  grep VmLck /proc/$mon/status
+  grep -q "VmLck:.*[1-9]" /proc/$mon/status && [ "$(cat /proc/$mon/oom_score_adj)" = -1000 ] && mark swap-autolock
+}
+swapoff /dev/nbd7
+nbd-client -d /dev/nbd7
 
 mark done
 poweroff -f

@@ -10,12 +10,14 @@ cd "$(dirname "$0")/../.."
 . Tests/vm/client-lib.sh
 client=.build/static/nbd-client
 make -s "$client" >/dev/null
-port=$(free_port 20920 20939)
+port=$(free_port 21383 21390)
+port2=$(free_port 21391 21399)
 tmp=$(mktemp -d)
 kit_pid="" qemu_pid=""
 cleanup() {
   [ -n "$qemu_pid" ] && kill "$qemu_pid" 2>/dev/null || true
   [ -s "$tmp/kit.pid" ] && kill "$(cat "$tmp/kit.pid")" 2>/dev/null || true
+  [ -s "$tmp/kit2.pid" ] && kill "$(cat "$tmp/kit2.pid")" 2>/dev/null || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -49,6 +51,10 @@ for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_p
   cp "$(modinfo -b "$NBDBOOT_MODROOT" -k "$NBDBOOT_KVER" -n $m)" "$r/lib/modules/$m.ko"
 done
 cp Tests/vm/client-guest-init.sh "$r/init"
+# Debian's nbd-client 3.24 and what ldd says it needs (as Debian's hook copies it).
+install -D -m 755 /usr/sbin/nbd-client "$r/debian/nbd-client"
+for lib in $(ldd /usr/sbin/nbd-client | grep -o '/[^ ]*'); do install -D -m 755 "$(readlink -f "$lib")" "$r$lib"; done
+mkdir -p "$r/etc"
 cat >"$r/udhcpc.sh" <<'DHCP'
 #!/bin/sh
 # udhcpc hook: apply the lease with busybox ifconfig/route.
@@ -74,11 +80,15 @@ start_server() {
   wait_pidfile "$tmp/kit.pid"
 }
 start_server
+# Export 2: 8 MiB of memory, no NBD_FLAG_CAN_MULTI_CONN, at most 64 KiB per request.
+nbdkit -p $port2 -i 127.0.0.1 -P "$tmp/kit2.pid" --filter=multi-conn --filter=blocksize-policy memory 8M \
+  multi-conn-mode=disable blocksize-minimum=512 blocksize-preferred=4096 blocksize-maximum=65536
+wait_pidfile "$tmp/kit2.pid"
 
 log=$tmp/console.log
 : >"$log"
-timeout 120 qemu-system-x86_64 -M q35 -m 512 -smp 1 -accel tcg -display none -serial file:"$log" -no-reboot \
-  -kernel "$NBDBOOT_VMLINUZ" -initrd "$tmp/initrd.gz" -append "console=ttyS0 panic=-1 loglevel=5 nbdport=$port" \
+timeout 180 qemu-system-x86_64 -M q35 -m 512 -smp 1 -accel tcg -display none -serial file:"$log" -no-reboot \
+  -kernel "$NBDBOOT_VMLINUZ" -initrd "$tmp/initrd.gz" -append "console=ttyS0 panic=-1 loglevel=5 nbdport=$port nbdport2=$port2" \
   -netdev user,id=n0 -device virtio-net-pci,netdev=n0 </dev/null &
 qemu_pid=$!
 
@@ -111,7 +121,10 @@ for m in idle-check-1 badname-exit-1 \
          nofork-serves-itself swap-locked nofork-exit-0 \
          readonly-ok multiconn-ok exportname-route-content-ok \
          persist-connect-ok persist-resident-marked persist-content-ok persist-survives-without-sys persist-read-after-restart-ok persist-reconnected \
-         persist-disconnect-ok persist-monitor-exited parted-connect-ok parted-partition-ok freeze-connect-ok freeze-read-ok freeze-reconnected done; do
+         persist-disconnect-ok persist-monitor-exited parted-connect-ok parted-partition-ok freeze-connect-ok freeze-read-ok freeze-reconnected \
+         same-idle-check same-check-ours same-check-debians ours-disconnects-debians debian-disconnects-ours same-list \
+         nbdtab-debian-drops-port nbdtab-ours-connect nbdtab-ours-content nbdtab-same-check nbdtab-disconnect nbdtab-missing-entry-exit-1 \
+         uri-connect-ok multiconn-refused maxpayload-capped swap-autolock done; do
   if grep -aq "CLIENTTEST $m" "$log"; then echo "ok   $m"; else echo "MISS $m"; missing=$((missing + 1)); fi
 done
 [ $missing -eq 0 ] || { echo "FAIL: $missing markers missing (full console: keep by running with TMPDIR set)"; tail -40 "$log"; exit 1; }

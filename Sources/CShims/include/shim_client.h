@@ -10,6 +10,7 @@
 #include <linux/genetlink.h>
 #include <linux/nbd.h>
 #include <sys/mman.h>
+#include <stddef.h>
 
 // Netlink sockets: socket(AF_NETLINK, SOCK_RAW, NETLINK_GENERIC), and
 // setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group) to join a multicast group.
@@ -37,6 +38,46 @@ static inline int shim_netlink_bind(int fd) {
 static inline int shim_set_receive_timeout(int fd, int seconds) {
     struct timeval tv = { .tv_sec = seconds, .tv_usec = 0 };
     return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
+// setsockopt(SO_SNDTIMEO) with whole seconds; on Linux it also bounds connect(2).
+static inline int shim_set_send_timeout(int fd, int seconds) {
+    struct timeval tv = { .tv_sec = seconds, .tv_usec = 0 };
+    return setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+// TCP_NODELAY on a TCP socket (the NBD spec asks for it; harmless elsewhere).
+static inline int shim_tcp_nodelay(int fd) {
+    int one = 1;
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+// Fills *ss with a sockaddr_un for `path`; returns its length, or -1 when
+// the path does not fit sun_path. Built once, so a reconnect copies nothing.
+static inline int shim_sockaddr_unix(struct sockaddr_storage *ss, const char *path) {
+    struct sockaddr_un *sun = (struct sockaddr_un *)ss;
+    size_t n = strlen(path);
+    memset(ss, 0, sizeof *ss);
+    if (n >= sizeof sun->sun_path) return -1;
+    sun->sun_family = AF_UNIX;
+    memcpy(sun->sun_path, path, n);
+    return (int)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+}
+
+// connect(2) to a prebuilt address, retried on EINTR.
+static inline int shim_connect_storage(int fd, const struct sockaddr_storage *ss, int len) {
+    int r;
+    do { r = connect(fd, (const struct sockaddr *)ss, (socklen_t)len); } while (r < 0 && errno == EINTR);
+    return r;
+}
+
+// Touches `kib` KiB of stack below the caller, so that with mlockall those
+// pages are present and locked before the reconnect path may need them.
+static __attribute__((noinline)) void shim_prefault_stack(int kib) {
+    volatile char page[4096];
+    page[0] = 0;
+    if (kib > 4) shim_prefault_stack(kib - 4);
+    page[4095] = page[0];
 }
 
 // linux/nbd.h ioctls (_IO(0xab, nr)): function-like macros Swift cannot import.
