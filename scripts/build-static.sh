@@ -20,7 +20,9 @@ files=()
 for d in "$@"; do
   for f in "$top/$d"/*.swift; do files+=("$f"); done
 done
-swiftc -enable-experimental-feature Embedded -wmo -Osize -parse-as-library \
+# -function-sections puts each function in its own section so that the linker's
+# --gc-sections can drop the unused ones (the init shrank from 432 to 326 KB).
+swiftc -enable-experimental-feature Embedded -wmo -Osize -parse-as-library -Xfrontend -function-sections \
   -module-name "$(basename "$out" | tr -c 'A-Za-z0-9\n' '_')" \
   -Xcc -nostdinc -Xcc -isystem -Xcc /usr/include/x86_64-linux-musl \
   -Xcc -isystem -Xcc "$work/inc" -Xcc -isystem -Xcc "$clang_inc" \

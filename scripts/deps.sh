@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(
   qemu-system-x86 busybox-static e2fsprogs musl-tools musl-dev libblkid-dev
-  zstd xz-utils lz4 gzip cpio kmod file
+  zstd xz-utils lz4 gzip cpio kmod file squashfs-tools
   nbd-server nbd-client nbdkit libnbd-bin python3-libnbd qemu-utils fio
 )
 missing=()

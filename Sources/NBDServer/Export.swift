@@ -4,6 +4,7 @@
 // memory disk — slot in without touching the connection code.
 import Glibc
 import LinuxSys
+import Synchronization
 import NBDWire
 
 /// Where an export's bytes live. Called concurrently from many workers:
@@ -32,6 +33,11 @@ public protocol BlockBackend: AnyObject, Sendable {
     func zero(offset: UInt64, length: UInt64, mayPunch: Bool, fast: Bool) throws(SysError)
     /// Prefetch hint (NBD_CMD_CACHE): no effect on the contents.
     func cache(offset: UInt64, length: UInt64) throws(SysError)
+    /// False when the backend knows it holds no hole, so a structured READ
+    /// need not look for any (finding them costs an lseek(2) SEEK_HOLE that on
+    /// tmpfs walks the page cache up to the next hole: milliseconds per READ
+    /// on a dense image).
+    var mayHaveHoles: Bool { get }
 }
 
 /// A run of bytes with one allocation state.
@@ -52,6 +58,8 @@ public struct Extent: Equatable, Sendable {
 }
 
 extension BlockBackend {
+    public var mayHaveHoles: Bool { true }
+
     /// A backend that cannot tell holes from data reports data, the answer
     /// the spec calls always safe.
     public func extents(offset: UInt64, length: UInt64, maxCount: Int) throws(SysError) -> [Extent] {
@@ -104,6 +112,12 @@ public final class FileBackend: BlockBackend {
     public let path: String
     public let size: UInt64
     private let fd: Int32
+    /// Set at open when the file has fewer blocks than its size (st_blocks),
+    /// and by every TRIM or WRITE_ZEROES that may punch a hole. A file made
+    /// sparse by another process meanwhile still reads correctly: its holes
+    /// then come as data chunks of zeroes, which the spec always allows.
+    private let sparse: Atomic<Bool>
+    public var mayHaveHoles: Bool { sparse.load(ordering: .relaxed) }
 
     /// Opens `path` read-write, or read-only when `readOnly`. The size is the
     /// file's (fstat) or, for a block device, the device's (lseek SEEK_END);
@@ -143,6 +157,8 @@ public final class FileBackend: BlockBackend {
         size = found
         self.path = path
         self.fd = opened.rawValue
+        // Block devices report st_blocks 0: treat them as possibly sparse.
+        sparse = Atomic(type != S_IFREG || UInt64(st.st_blocks) * 512 < UInt64(st.st_size))
     }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(SysError) {
@@ -182,6 +198,7 @@ public final class FileBackend: BlockBackend {
     /// spec allows (TRIM is advisory).
     public func trim(offset: UInt64, length: UInt64) throws(SysError) {
         if length == 0 { return }  // fallocate refuses len 0 (EINVAL); a no-op for NBD
+        sparse.store(true, ordering: .relaxed)
         let rc = c_fallocate(fd, FallocateMode.punchHole | FallocateMode.keepSize, Int64(offset), Int64(length))
         if rc != 0 {
             let e = Errno.current
@@ -249,6 +266,7 @@ public final class FileBackend: BlockBackend {
     public func zero(offset: UInt64, length: UInt64, mayPunch: Bool, fast: Bool) throws(SysError) {
         if length == 0 { return }
         if mayPunch {
+            sparse.store(true, ordering: .relaxed)
             if try fallocateSupported(FallocateMode.punchHole | FallocateMode.keepSize, offset, length, "PUNCH_HOLE") { return }
         }
         if try fallocateSupported(FallocateMode.zeroRange | FallocateMode.keepSize, offset, length, "ZERO_RANGE") { return }

@@ -302,7 +302,7 @@ struct Executor: Sendable {
         }
         let length = UInt64(r.length)
         var extents: [Extent] = [.data(length)]
-        if !r.flags.contains(.df) {
+        if !r.flags.contains(.df) && export.backend.mayHaveHoles {
             // A failing lseek costs nothing but the holes: read it all as data.
             if let found = try? export.backend.extents(offset: r.offset, length: length, maxCount: Self.maxReadChunks) {
                 let covered = found.reduce(0) { $0 + $1.length }
