@@ -1,0 +1,78 @@
+// The pure parts of the shutdown program (StationInit/Shutdown.swift) and
+// of the RAM copy: which verb systemd-shutdown passed, which mounts hold
+// the old root, how much memory is available.
+//
+// systemd-shutdown (src/shutdown/shutdown.c) pivots into /run/initramfs,
+// leaves the old root at /oldroot and runs execv("/shutdown", argv) with
+// its own argv, whose first non-option word is the verb: poweroff, reboot,
+// halt or kexec.
+
+/// What the machine does at the end of the shutdown program.
+public enum ShutdownVerb: String, Equatable, Sendable {
+    case poweroff, reboot, halt, kexec
+
+    /// The first argument that is a verb; poweroff when there is none.
+    public static func parse(_ arguments: [String]) -> ShutdownVerb {
+        for a in arguments { if let v = ShutdownVerb(rawValue: a) { return v } }
+        return .poweroff
+    }
+}
+
+/// The mount points at or below `prefix` in /proc/self/mountinfo text
+/// (proc(5): field 5 is the mount point, with space, tab, newline and
+/// backslash escaped as \040 \011 \012 \134), in the order to unmount them:
+/// last mounted first, which puts every mount before the one it sits on.
+public func mountPointsToUnmount(mountinfo: String, under prefix: String) -> [String] {
+    var points: [String] = []
+    for line in splitFields(mountinfo, "\n") {
+        let f = splitFields(line, " ")
+        guard f.count > 4 else { continue }
+        let p = unescapeMountField(f[4])
+        if p == prefix || p.hasPrefix(prefix + "/") { points.append(p) }
+    }
+    return points.reversed()
+}
+
+/// Undoes the kernel's octal escapes in /proc/self/mountinfo fields.
+public func unescapeMountField(_ s: String) -> String {
+    let b = Array(s.utf8)
+    var out: [UInt8] = []
+    var i = 0
+    while i < b.count {
+        if b[i] == UInt8(ascii: "\\"), i + 3 < b.count,
+           b[(i + 1)...(i + 3)].allSatisfy({ $0 >= 0x30 && $0 <= 0x37 }) {
+            out.append((b[i + 1] - 0x30) << 6 | (b[i + 2] - 0x30) << 3 | (b[i + 3] - 0x30))
+            i += 4
+        } else {
+            out.append(b[i])
+            i += 1
+        }
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+/// `MemAvailable:` of /proc/meminfo in bytes, or nil.
+public func memAvailableBytes(meminfo: String) -> UInt64? {
+    for line in splitFields(meminfo, "\n") where line.hasPrefix("MemAvailable:") {
+        let words = splitFields(line, " ").filter { !$0.isEmpty }
+        guard words.count >= 2, let kib = parseDecimal(words[1], max: 1 << 50) else { return nil }
+        return UInt64(kib) * 1024
+    }
+    return nil
+}
+
+/// Whether a device of `size` bytes may be copied into RAM: at most half
+/// of MemAvailable, so the system keeps room to run.
+public func fitsInRAM(size: UInt64, available: UInt64) -> Bool {
+    size <= available / 2
+}
+
+/// The active swap areas' paths from /proc/swaps (first column after the header).
+public func swapPaths(procSwaps: String) -> [String] {
+    var out: [String] = []
+    for (i, line) in splitFields(procSwaps, "\n").enumerated() where i > 0 {
+        let words = splitFields(line, " ").filter { !$0.isEmpty }
+        if let w = words.first { out.append(unescapeMountField(w)) }
+    }
+    return out
+}
