@@ -21,16 +21,23 @@ public enum ShutdownVerb: String, Equatable, Sendable {
 /// The mount points at or below `prefix` in /proc/self/mountinfo text
 /// (proc(5): field 5 is the mount point, with space, tab, newline and
 /// backslash escaped as \040 \011 \012 \134), in the order to unmount them:
-/// last mounted first, which puts every mount before the one it sits on.
+/// deepest path first, so every mount goes before the one it sits on; among
+/// equal paths (mounts stacked on one point) the later listed first. The
+/// listing order alone is not enough: after pivot_root the old root is
+/// listed after the mounts on it.
 public func mountPointsToUnmount(mountinfo: String, under prefix: String) -> [String] {
-    var points: [String] = []
+    var points: [(depth: Int, index: Int, path: String)] = []
     for line in splitFields(mountinfo, "\n") {
         let f = splitFields(line, " ")
         guard f.count > 4 else { continue }
         let p = unescapeMountField(f[4])
-        if p == prefix || p.hasPrefix(prefix + "/") { points.append(p) }
+        if p == prefix || p.hasPrefix(prefix + "/") {
+            let depth = p.utf8.reduce(0) { $0 + ($1 == UInt8(ascii: "/") ? 1 : 0) }
+            points.append((depth, points.count, p))
+        }
     }
-    return points.reversed()
+    points.sort { $0.depth != $1.depth ? $0.depth > $1.depth : $0.index > $1.index }
+    return points.map { $0.path }
 }
 
 /// Undoes the kernel's octal escapes in /proc/self/mountinfo fields.

@@ -65,7 +65,7 @@ func mountInRAM(path: String, fsType: String, settings: RootMountSettings, disk:
         throw InitFailure("nbdboot.toram: cannot read MemAvailable from /proc/meminfo")
     }
     guard fitsInRAM(size: diskSize, available: available) else {
-        throw InitFailure("nbdboot.toram: \(disk.path) holds \(mib) MiB, more than half of the \(available >> 20) MiB of available memory",
+        throw InitFailure("nbdboot.toram: \(disk.path) holds \(mib) MiB, but a RAM copy may take at most half of the \(available >> 20) MiB available (MemAvailable)",
                           hint: "give the station more RAM, use a smaller image, or boot without nbdboot.toram (nbdboot.overlay=tmpfs keeps only the writes in RAM)")
     }
     let dir = nbdbootRunDir + "/ram", image = dir + "/root.img"

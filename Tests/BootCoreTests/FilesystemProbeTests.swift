@@ -137,7 +137,19 @@ final class ShutdownPlanTests: XCTestCase {
 
         """
         XCTAssertEqual(mountPointsToUnmount(mountinfo: info, under: "/oldroot"),
-                       ["/oldroot/my disk", "/oldroot/run/nbdboot/lower", "/oldroot/run", "/oldroot/dev", "/oldroot"])
+                       ["/oldroot/run/nbdboot/lower", "/oldroot/my disk", "/oldroot/run", "/oldroot/dev", "/oldroot"])
+        // After pivot_root the old root is listed after the mounts on it
+        // (what the shutdown program sees); a stacked mount goes first.
+        let pivoted = """
+        21 25 0:19 / /oldroot/proc rw - proc proc rw
+        23 25 0:5 / /oldroot/dev rw - devtmpfs devtmpfs rw
+        24 25 0:21 / /oldroot/run rw - tmpfs tmpfs rw
+        25 26 43:0 / /oldroot rw - ext4 /dev/nbd0 rw
+        26 1 0:21 /initramfs / rw - tmpfs tmpfs rw
+        27 24 0:40 / /oldroot/run rw - tmpfs tmpfs rw
+        """
+        XCTAssertEqual(mountPointsToUnmount(mountinfo: pivoted, under: "/oldroot"),
+                       ["/oldroot/run", "/oldroot/run", "/oldroot/dev", "/oldroot/proc", "/oldroot"])
         XCTAssertEqual(unescapeMountField("a\\011b\\134c\\012"), "a\tb\\c\n")
         XCTAssertEqual(unescapeMountField("a\\0"), "a\\0")
     }
