@@ -201,7 +201,7 @@ public struct NBDRoot: Equatable, Sendable {
     /// Parses a server value (`nbdroot=` or a DHCP root-path); returns the
     /// device of the comma form's third field when there is one.
     public static func parseServer(_ value: String, parameter: String) throws(BootConfigError) -> (NBDServerSpec, NBDDevice?) {
-        func fail(_ problem: String) -> BootConfigError {
+        func fail(_ problem: Message) -> BootConfigError {
             BootConfigError(parameter: parameter, value: value, problem: problem,
                             example: "\(parameter)=10.0.2.2:10809/root or \(parameter)=10.0.2.2,root")
         }
@@ -270,6 +270,11 @@ public struct NBDRoot: Equatable, Sendable {
 public struct ServerResolutionError: Error, Equatable, Sendable {
     public var what: String
     public var hint: String
+
+    public init(what: Message, hint: Message) {
+        self.what = what.text
+        self.hint = hint.text
+    }
 }
 
 extension NBDRoot {

@@ -71,14 +71,14 @@ private func splitHost(_ b: ArraySlice<UInt8>, separators: [UInt8]) -> (host: St
 
 /// dracut's `nbd:SRV:PORT|NAME[:FSTYPE[:FLAGS[:OPTS]]]` (and `PORT/NAME`).
 public func parseDracutNBD(_ value: String, parameter: String) throws(BootConfigError) -> NBDServerValue {
-    func fail(_ problem: String) -> BootConfigError {
+    func fail(_ problem: Message) -> BootConfigError {
         BootConfigError(parameter: parameter, value: value, problem: problem,
                         example: "\(parameter)=nbd:10.0.2.2:10809:ext4 or \(parameter)=nbd:10.0.2.2:root")
     }
     let all = Array(value.utf8)
     let body = all[4...]  // after "nbd:"
     let (host, rest, bracketError) = splitHost(body, separators: [UInt8(ascii: ":")])
-    if let bracketError { throw fail(bracketError) }
+    if let bracketError { throw fail(Message(bracketError)) }
     guard !host.isEmpty else { throw fail("the server (after nbd:) is empty") }
     guard rest.first == UInt8(ascii: ":") else { throw fail("there is no :PORT or :NAME after the server") }
     let fields = splitFields(String(decoding: rest.dropFirst(), as: UTF8.self), ":")
@@ -130,7 +130,7 @@ public func parseDracutNBD(_ value: String, parameter: String) throws(BootConfig
 
 /// An NBD URI, `nbd://HOST[:PORT][/NAME]`.
 public func parseNBDURI(_ value: String, parameter: String) throws(BootConfigError) -> NBDServerSpec {
-    func fail(_ problem: String) -> BootConfigError {
+    func fail(_ problem: Message) -> BootConfigError {
         BootConfigError(parameter: parameter, value: value, problem: problem,
                         example: "\(parameter)=nbd://10.0.2.2:10809/root")
     }
@@ -140,7 +140,7 @@ public func parseNBDURI(_ value: String, parameter: String) throws(BootConfigErr
     let authorityEnd = body.firstIndex(of: UInt8(ascii: "/")) ?? body.endIndex
     if body[..<authorityEnd].contains(UInt8(ascii: "@")) { throw fail("a user name (user@) is for TLS, which the station's client does not speak") }
     let (host, rest, bracketError) = splitHost(body[..<authorityEnd], separators: [UInt8(ascii: ":")])
-    if let bracketError { throw fail(bracketError) }
+    if let bracketError { throw fail(Message(bracketError)) }
     guard !host.isEmpty else { throw fail("the host is empty") }
     var spec = NBDServerSpec(host: host, exportName: "")
     if rest.first == UInt8(ascii: ":") {

@@ -56,31 +56,6 @@ func logWarning(_ message: Message) { Log.write(level: Log.warning, Message("war
 /// Logs a detail: always to kmsg (debug level); to the console only with nbdboot.debug.
 func logDebug(_ message: Message) { Log.write(level: Log.debugLevel, message) }
 
-/// The text of a log line or a failure, written as an interpolated string
-/// literal (`log("mounted \(path)")`). Each piece is appended by a call
-/// that is never inlined: Embedded Swift otherwise expands every
-/// interpolation in place, which cost the init about 1 KB per message.
-struct Message: ExpressibleByStringInterpolation {
-    var text: String
-
-    init(_ text: String) { self.text = text }
-    init(stringLiteral value: String) { text = value }
-    init(stringInterpolation: Pieces) { text = stringInterpolation.text }
-
-    struct Pieces: StringInterpolationProtocol {
-        var text = ""
-        init(literalCapacity: Int, interpolationCount: Int) {}
-        @inline(never) mutating func appendLiteral(_ literal: String) { text.append(literal) }
-        @inline(never) mutating func appendInterpolation(_ s: String) { text.append(s) }
-        @inline(never) mutating func appendInterpolation(_ n: Int) { text.append(String(n)) }
-        @inline(never) mutating func appendInterpolation(_ n: Int64) { text.append(String(n)) }
-        @inline(never) mutating func appendInterpolation(_ n: UInt64) { text.append(String(n)) }
-        @inline(never) mutating func appendInterpolation(_ n: Int32) { text.append(String(n)) }
-        @inline(never) mutating func appendInterpolation(_ n: UInt32) { text.append(String(n)) }
-        @inline(never) mutating func appendInterpolation(_ n: UInt16) { text.append(String(n)) }
-    }
-}
-
 /// write(2) until done; returns false on an error (nothing to report it to).
 @discardableResult
 func writeAllIgnoringErrors(_ fd: Int32, _ text: String) -> Bool {
