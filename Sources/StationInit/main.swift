@@ -73,8 +73,12 @@ func boot(arguments: [String]) throws(InitFailure) -> Never {
     let disk = config.root.device.whole
     let diskSize = try connectNBD(value.server, device: config.root.device, persist: config.mode != .toRAM)
 
-    let settings = config.mountSettings(value)
+    var settings = config.mountSettings(value)
     let (path, fsType) = try locateRoot(config.root, fsType: settings.fsType)
+    if fsType == "squashfs" && !settings.readOnly {
+        settings.readOnly = true  // squashfs has no write support: mount it as what it is
+        log("\(path) holds squashfs, which is read-only\(config.mode == .direct ? " (nbdboot.overlay=tmpfs gives a writable root)" : "")")
+    }
     let description = try mountRoot(path: path, fsType: fsType, settings: settings, mode: config.mode,
                                     disk: disk, diskSize: diskSize)
     if let swap = config.swap { try enableSwap(swap, rootServer: rootServer) }
