@@ -13,6 +13,10 @@
 //   nbdroot=/NAME, nbdroot=dhcp,NAME   host from DHCP (the server's address)
 //   nbdroot=dhcp, nbdroot=         the whole value from DHCP option 17 (root-path)
 //   root=/dev/nbdN[pM]             device and partition to mount (default /dev/nbd0)
+//   root=LABEL=x, root=UUID=y      the filesystem on the disk or a partition
+//   root=nbd:..., root=nbd://...   dracut's form, an NBD URI (NBDServerForms.swift)
+//   netroot=nbd:..., netroot=nbd://...   the same; root= wins, then netroot=, then nbdroot=
+//   root=dhcp, netroot=dhcp        the whole value from DHCP option 17, any form
 //   nbddev=/dev/nbdN               device when root= does not name one
 
 /// The default NBD port (IANA "nbd", 10809).
