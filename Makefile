@@ -13,7 +13,7 @@ INIT_DIRS := Sources/NBDWire Sources/LinuxSys Sources/BootCore Sources/StationIn
 CLIENT_SRC := $(wildcard $(addsuffix /*.swift,$(CLIENT_DIRS))) Sources/CShims/include/shim.h Sources/CShims/include/shim_client.h
 INIT_SRC := $(wildcard $(addsuffix /*.swift,$(INIT_DIRS))) Sources/CShims/include/shim.h Sources/CShims/include/shim_init.h
 
-.PHONY: build static deps kernel demo test unit e2e vm clean
+.PHONY: build static deps kernel demo test unit e2e vm clean fuzz
 
 deps:
 	@scripts/deps.sh
@@ -47,6 +47,11 @@ test: build static kernel
 
 unit: deps
 	scripts/test.sh --only unit
+
+# libFuzzer over the handshake, request gate, client handshake, config parsers and decoders
+# (swiftc -sanitize=fuzzer,address); FUZZ_SECONDS=600 make fuzz for a longer run.
+fuzz: deps
+	scripts/fuzz.sh
 
 clean:
 	rm -rf .build

@@ -80,6 +80,10 @@ public struct ExportSpec: Equatable, Sendable {
     public var readOnly: Bool
     /// Sent in NBD_INFO_DESCRIPTION and NBD_REP_SERVER when not empty.
     public var description: String
+    /// Allow list, advertised flags, size override, connection cap (config file keys).
+    public var policy = ExportPolicy()
+    /// Copy-on-write or swap, one backend per station (StationOptions.swift); nil for a plain export.
+    public var perStation: PerStation? = nil
 
     public init(name: String, path: String, readOnly: Bool = false, description: String = "") {
         self.name = name
@@ -89,7 +93,7 @@ public struct ExportSpec: Equatable, Sendable {
     }
 
     /// The options that may follow the path, after commas.
-    public static let knownOptions = ["readonly", "ro", "rw", "desc=TEXT (last)"]
+    public static let knownOptions = ["readonly", "ro", "rw"] + StationOptions.names + ["desc=TEXT (last)"]
     /// Longest description accepted: it travels in NBD_INFO_DESCRIPTION and
     /// NBD_REP_SERVER, and nbd-client drops option replies of 4096 bytes or more.
     public static let maxDescription = 1024
@@ -112,6 +116,7 @@ public struct ExportSpec: Equatable, Sendable {
             throw ConfigError("--export '\(text.prefix(40))...': the name is longer than \(Limits.maxString) bytes, the protocol's limit")
         }
         var spec = ExportSpec(name: name, path: path)
+        var stationOptions = StationOptions()
         var options = rest.dropFirst()
         while let option = options.first {
             options = options.dropFirst()
@@ -127,9 +132,11 @@ public struct ExportSpec: Equatable, Sendable {
             case "readonly", "ro": spec.readOnly = true
             case "rw": spec.readOnly = false
             default:
+                if try stationOptions.take(String(option), input: text) { continue }
                 throw ConfigError("--export '\(text)': unknown option '\(option)' after the path; known options: \(knownOptions.joined(separator: ", "))")
             }
         }
+        spec.perStation = try stationOptions.resolve(path: path, readOnly: spec.readOnly, input: text)
         return spec
     }
 }
@@ -142,18 +149,25 @@ public struct ServerLimits: Equatable, Sendable {
     public var maxOptions: Int
     /// Connections open at once; further ones are closed at accept(2).
     public var maxConnections: Int
+    /// Connections open at once from one client IP address (0: no cap).
+    public var maxPerClient: Int
 
-    public init(handshakeTimeout: Double = 30, maxOptions: Int = 64, maxConnections: Int = 1024) {
+    public init(handshakeTimeout: Double = 30, maxOptions: Int = 64, maxConnections: Int = 1024, maxPerClient: Int = 0) {
         self.handshakeTimeout = handshakeTimeout
         self.maxOptions = maxOptions
         self.maxConnections = maxConnections
+        self.maxPerClient = maxPerClient
     }
 }
 
 /// Everything `Server` needs: where to listen and what to serve.
 public struct ServerConfig: Equatable, Sendable {
-    public var listen: ListenAddress
+    /// Every address to listen on (at least one); `listen` is the first.
+    public var listeners: [ListenAddress]
+    public var listen: ListenAddress { listeners[0] }
     public var exports: [ExportSpec]
+    /// Answer NBD_OPT_LIST (nbd-server's `allowlist`); ERR_POLICY otherwise.
+    public var listAllowed = true
     public var limits: ServerLimits
     /// Speak the oldstyle protocol (spec "Oldstyle negotiation"): the
     /// 152-byte greeting, then transmission on the one export.
@@ -162,16 +176,28 @@ public struct ServerConfig: Equatable, Sendable {
     /// Checks that there is at least one export and that names are unique.
     public init(listen: ListenAddress, exports: [ExportSpec], limits: ServerLimits = ServerLimits(),
                 oldstyle: Bool = false) throws(ConfigError) {
+        try self.init(listeners: [listen], exports: exports, limits: limits, oldstyle: oldstyle)
+    }
+
+    public init(listeners: [ListenAddress], exports: [ExportSpec], limits: ServerLimits = ServerLimits(),
+                oldstyle: Bool = false, listAllowed: Bool = true) throws(ConfigError) {
+        guard !listeners.isEmpty else {
+            throw ConfigError("no address to listen on: add --listen HOST:PORT")
+        }
         guard !exports.isEmpty else {
             throw ConfigError("no export given: add --export NAME=PATH (or use the classic form PORT FILE)")
         }
         var seen: [String] = []
         for e in exports {
             if seen.contains(e.name) {
-                throw ConfigError("--export: the name '\(e.name)' is given twice; each export needs its own name")
+                throw ConfigError("--export: the name '\(e.name)' is given twice (on the command line or in the config file); each export needs its own name")
             }
             seen.append(e.name)
         }
+        guard limits.maxPerClient >= 0 else {
+            throw ConfigError("--max-connections-per-client \(limits.maxPerClient): give how many connections one client address may open, at least 1 (0: no cap)")
+        }
+        try StationOptions.checkDirectories(exports)
         guard limits.handshakeTimeout > 0 && limits.handshakeTimeout <= 86400 else {
             throw ConfigError("--handshake-timeout \(limits.handshakeTimeout): give the seconds a client may take for the handshake, above 0 and at most 86400, e.g. 30")
         }
@@ -184,8 +210,9 @@ public struct ServerConfig: Equatable, Sendable {
         if oldstyle && exports.count != 1 {
             throw ConfigError("--oldstyle serves exactly one export per listener (the oldstyle greeting names none), got \(exports.count); run one server per export, each with its own --listen port")
         }
-        self.listen = listen
+        self.listeners = listeners
         self.exports = exports
+        self.listAllowed = listAllowed
         self.limits = limits
         self.oldstyle = oldstyle
     }

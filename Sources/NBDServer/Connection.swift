@@ -25,17 +25,30 @@ final class Connection: @unchecked Sendable {
     let id: Int
     let fd: Int32
     let peer: String
+    /// The client's IP address; nil on a Unix socket.
+    let client: IPAddress?
     private let exports: [Export]
+    /// Answer NBD_OPT_LIST (ServerConfig.listAllowed).
+    private let listAllowed: Bool
+    /// Called when transmission is about to start on an export (ExportTable.attach):
+    /// nil lets it start, a reason closes the connection.
+    private let attach: @Sendable (Export) -> String?
     private let oldstyle: Bool
     private let limits: ServerLimits
     private let log: Logger
     private var requests = 0
+    /// A per-station export's view for this connection's station (StationExport.swift).
+    private var attached: Export?
 
-    init(id: Int, fd: Int32, peer: String, exports: [Export], oldstyle: Bool = false,
-         limits: ServerLimits = ServerLimits(), log: Logger) {
+    init(id: Int, fd: Int32, peer: String, client: IPAddress? = nil, exports: [Export], oldstyle: Bool = false,
+         limits: ServerLimits = ServerLimits(), listAllowed: Bool = true,
+         attach: @escaping @Sendable (Export) -> String? = { _ in nil }, log: Logger) {
         self.id = id
         self.fd = fd
         self.peer = peer
+        self.client = client
+        self.listAllowed = listAllowed
+        self.attach = attach
         self.exports = exports
         self.oldstyle = oldstyle
         self.limits = limits
@@ -47,18 +60,29 @@ final class Connection: @unchecked Sendable {
     /// Runs the connection to its end. The owner closes the socket afterwards
     /// (under its lock, so a shutdown never reaches a recycled descriptor).
     func run() {
+        defer { attached?.detachStation() }
         if oldstyle {
             // Spec "Oldstyle negotiation": NBDMAGIC, 0x00420281861253, size,
             // 32-bit flags, 124 zeroes, and transmission starts; the client
             // says nothing and gets simple replies only.
-            let e = exports[0].info
+            if let why = exports[0].spec.policy.refusal(for: client) ?? attach(exports[0]) {
+                note("closed before the oldstyle greeting: \(why)")
+                return
+            }
+            guard let export = exports[0].attachOldstyle(peer: peer, note: { note($0) }) else { return }
+            if export !== exports[0] { attached = export }
+            let e = export.info
             setSendTimeout(limits.handshakeTimeout)
             guard send(OldstyleGreeting(exportSize: e.size, flags: e.flags).encode()) else { return }
             setSendTimeout(0)
             note("export '\(e.name)' via oldstyle greeting (\(e.size) bytes, flags 0x\(hex(UInt64(e.flags.rawValue))))")
-            transmission(exports[0], Session())
+            transmission(export, Session())
         } else if let (index, session) = handshake() {
-            transmission(exports[index], session)
+            if let why = attach(exports[index]) {
+                note("closed: \(why)")
+                return
+            }
+            transmission(attached ?? exports[index], session)
         }
     }
 
@@ -77,7 +101,8 @@ final class Connection: @unchecked Sendable {
     /// wait with poll(2) for what is left of it, sends give up after it
     /// (SO_SNDTIMEO, cleared again for transmission, where clients may idle).
     private func handshake() -> (Int, Session)? {
-        var machine = ServerHandshake(exports: exports.map { $0.info }, maxOptions: limits.maxOptions)
+        var machine = ServerHandshake(exports: exports.map { $0.info }, maxOptions: limits.maxOptions,
+                                      refusals: exports.map { $0.spec.policy.refusal(for: client) }, listAllowed: listAllowed)
         let deadline = monotonicSeconds() + limits.handshakeTimeout
         setSendTimeout(limits.handshakeTimeout)
         defer { setSendTimeout(0) }
@@ -89,6 +114,9 @@ final class Connection: @unchecked Sendable {
         var step = machine.receiveClientFlags(flags)
         var lastOption = OptionCode(0)
         while true {
+            if case .transmit(let index) = step.next {
+                (step, attached) = exports[index].admit(step, option: lastOption, requested: machine.selectedName, peer: peer)
+            }
             if let line = step.note { note(line) }
             if !step.send.isEmpty && !send(step.send) { return nil }
             switch step.next {
@@ -139,7 +167,7 @@ final class Connection: @unchecked Sendable {
                 if rejection != nil {
                     guard drain(UInt64(request.length)) else { break }
                 } else {
-                    guard let data = readExactly(Int(request.length), "WRITE payload") else { break }
+                    guard let data = readPayload(Int(request.length)) else { break }
                     payload = data
                 }
             }
@@ -207,6 +235,34 @@ final class Connection: @unchecked Sendable {
             note("reading \(what ?? "a request"): \(error.errno.description)")
             return nil
         }
+    }
+
+    /// Reads a WRITE payload of `count` bytes into an array whose memory is
+    /// allocated but not touched beforehand (unsafeUninitializedCapacity),
+    /// so the pages that become resident are the ones the client really
+    /// sent: a client that announces 64 MiB and stalls costs what it sent,
+    /// not 64 MiB. Nil (logged) when the peer is gone.
+    private func readPayload(_ count: Int) -> [UInt8]? {
+        var failure: String?
+        let data = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            var done = 0
+            while done < count {
+                let n = Glibc.read(fd, buffer.baseAddress! + done, count - done)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 {
+                    failure = n == 0 ? "client closed the connection inside a WRITE payload (\(done) of \(count) bytes)"
+                        : "reading a WRITE payload: \(Errno.current.description)"
+                    break
+                }
+                done += n
+            }
+            initialized = done
+        }
+        if let failure {
+            note(failure)
+            return nil
+        }
+        return data
     }
 
     /// Reads and drops `count` payload bytes of a refused WRITE, 1 MiB at a time.

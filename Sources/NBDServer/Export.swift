@@ -106,8 +106,10 @@ public final class FileBackend: BlockBackend {
     private let fd: Int32
 
     /// Opens `path` read-write, or read-only when `readOnly`. The size is the
-    /// file's (fstat) or, for a block device, the device's (lseek SEEK_END).
-    public init(path: String, readOnly: Bool) throws(SysError) {
+    /// file's (fstat) or, for a block device, the device's (lseek SEEK_END);
+    /// with `sizeLimit` the first `sizeLimit` bytes (nbd-server's `filesize`),
+    /// which the file must hold (EFBIG otherwise).
+    public init(path: String, readOnly: Bool, sizeLimit: UInt64? = nil) throws(SysError) {
         let opened = try FileDescriptor.open(path, readOnly ? O_RDONLY : O_RDWR)
         var st = stat()
         if fstat(opened.rawValue, &st) != 0 {
@@ -116,8 +118,9 @@ public final class FileBackend: BlockBackend {
             throw SysError("fstat", e, path)
         }
         let type = st.st_mode & S_IFMT
+        var found: UInt64
         if type == S_IFREG {
-            size = UInt64(st.st_size)
+            found = UInt64(st.st_size)
         } else if type == S_IFBLK {
             let end = lseek(opened.rawValue, 0, SEEK_END)
             if end < 0 {
@@ -125,11 +128,19 @@ public final class FileBackend: BlockBackend {
                 opened.close()
                 throw SysError("lseek", e, path)
             }
-            size = UInt64(end)
+            found = UInt64(end)
         } else {
             opened.close()
             throw SysError("open", Errno(EINVAL), "\(path) (not a regular file or block device)")
         }
+        if let sizeLimit {
+            guard sizeLimit <= found else {
+                opened.close()
+                throw SysError("filesize", Errno(EFBIG), "\(path) holds \(found) bytes, less than filesize \(sizeLimit); lower filesize or grow the file (truncate -s)")
+            }
+            found = sizeLimit
+        }
+        size = found
         self.path = path
         self.fd = opened.rawValue
     }
@@ -279,9 +290,11 @@ public final class Export: Sendable {
         self.backend = backend
     }
 
-    /// Opens the export's file.
+    /// Opens the export's file; with `filesize` a missing file is first
+    /// created sparse (nbd-server does the same).
     public convenience init(spec: ExportSpec) throws(SysError) {
-        self.init(spec: spec, backend: try FileBackend(path: spec.path, readOnly: spec.readOnly))
+        if let size = spec.policy.fileSize, spec.perStation == nil { try createSparseIfMissing(spec.path, size: size) }
+        self.init(spec: spec, backend: try openExportBackend(spec))
     }
 
     /// HAS_FLAGS|SEND_FLUSH|SEND_FUA|SEND_TRIM|SEND_WRITE_ZEROES|SEND_FAST_ZERO|
@@ -297,12 +310,15 @@ public final class Export: Sendable {
     }
 
     public var info: ExportInfo {
-        ExportInfo(name: spec.name, description: spec.description, size: backend.size,
-                   flags: Self.flags(readOnly: spec.readOnly))
+        var info = ExportInfo(name: spec.name, description: spec.description, size: backend.size,
+                               flags: spec.policy.apply(to: Self.flags(readOnly: spec.readOnly)))
+        info.perStation = isPerStation
+        return info
     }
 
     public var gate: GateExport {
-        GateExport(name: spec.name, size: backend.size, readOnly: spec.readOnly)
+        GateExport(name: spec.name, size: backend.size, readOnly: spec.readOnly,
+                   advertised: spec.policy.apply(to: Self.flags(readOnly: spec.readOnly)))
     }
 }
 
@@ -325,3 +341,15 @@ enum FallocateMode {
 /// cleaner home.
 @_silgen_name("fallocate")
 private func c_fallocate(_ fd: Int32, _ mode: Int32, _ offset: Int64, _ length: Int64) -> Int32
+
+/// Creates `path` as a sparse file of `size` bytes (open O_CREAT|O_EXCL,
+/// ftruncate) when nothing is there; an existing file is left alone.
+func createSparseIfMissing(_ path: String, size: UInt64) throws(SysError) {
+    var st = stat()
+    if stat(path, &st) == 0 { return }
+    let e = Errno.current
+    guard e.rawValue == ENOENT else { throw SysError("stat", e, path) }
+    let fd = try FileDescriptor.open(path, O_CREAT | O_EXCL | O_WRONLY)
+    defer { fd.close() }
+    _ = try sysCall("ftruncate", path) { ftruncate(fd.rawValue, off_t(size)) }
+}

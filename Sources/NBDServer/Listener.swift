@@ -53,6 +53,11 @@ final class Listener: @unchecked Sendable {
         if family != AF_UNIX {
             _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         }
+        if family == AF_INET6 {
+            // IPv6 only, so "::" and "0.0.0.0" on one port can both be bound
+            // (two listeners); IPv4 clients come through the IPv4 socket.
+            _ = setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
         var st = storage
         let rc = withUnsafePointer(to: &st) { p in
             p.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, length) }
@@ -71,8 +76,9 @@ final class Listener: @unchecked Sendable {
     }
 
     /// accept(2): a new connection (close-on-exec, TCP_NODELAY as the
-    /// protocol recommends) and its peer as text. Retries EINTR.
-    func accept() throws(SysError) -> (fd: Int32, peer: String) {
+    /// protocol recommends), its peer as text and its IP address (nil for a
+    /// Unix socket). Retries EINTR.
+    func accept() throws(SysError) -> (fd: Int32, peer: String, client: IPAddress?) {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let client = try sysCall("accept", text) {
@@ -82,10 +88,11 @@ final class Listener: @unchecked Sendable {
         }
         // accept4(SOCK_CLOEXEC) needs _GNU_SOURCE in Swift's Glibc; fcntl does the same.
         _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-        if Int32(storage.ss_family) == AF_UNIX { return (client, "unix socket") }
+        if Int32(storage.ss_family) == AF_UNIX { return (client, "unix socket", nil) }
         var one: Int32 = 1
         _ = setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        return (client, Listener.describe(&storage, length))
+        let peer = Listener.describe(&storage, length)
+        return (client, peer, IPAddress(hostOf: peer))
     }
 
     /// getnameinfo(3) with numeric host and port: "10.0.2.15:40312", "[::1]:40312".

@@ -20,11 +20,16 @@ public struct GateExport: Equatable, Sendable {
     public var name: String
     public var size: UInt64
     public var readOnly: Bool
+    /// The transmission flags the export advertises: a command or flag it
+    /// does not advertise is refused (SEND_FLUSH, SEND_FUA, SEND_TRIM, SEND_WRITE_ZEROES).
+    public var advertised: TransmissionFlags
 
-    public init(name: String, size: UInt64, readOnly: Bool) {
+    public init(name: String, size: UInt64, readOnly: Bool,
+                advertised: TransmissionFlags = [.sendFlush, .sendFUA, .sendTrim, .sendWriteZeroes]) {
         self.name = name
         self.size = size
         self.readOnly = readOnly
+        self.advertised = advertised
     }
 }
 
@@ -57,6 +62,13 @@ public enum RequestGate {
             }
         default:
             return Rejection(.inval, "\(command.name) is not supported")
+        }
+        for (needed, flag) in [(Command.flush, TransmissionFlags.sendFlush), (.trim, .sendTrim), (.writeZeroes, .sendWriteZeroes)]
+            where command == needed && !export.advertised.contains(flag) {
+            return Rejection(.inval, "\(command.name): export '\(export.name)' does not advertise it (its configuration turns it off)")
+        }
+        if request.flags.contains(.fua) && !export.advertised.contains(.sendFUA) {
+            return Rejection(.inval, "\(command.name): FUA is not advertised by export '\(export.name)' (fua = false in its configuration)")
         }
         let unknownFlags = request.flags.subtracting(acceptedFlags(command, session))
         if !unknownFlags.isEmpty {

@@ -18,6 +18,7 @@ public enum ServerError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case .export(let spec, let e):
+            if let message = spec.perStationOpenError(e) { return message }
             return "cannot open export '\(spec.name)' file \(spec.path): \(e.errno.description) (\(e.call)); check the PATH in --export NAME=PATH\(spec.readOnly ? "" : ", or add ,readonly if the file is not writable")"
         case .listen(let address, let e):
             let hint = e.errno.rawValue == EADDRINUSE ? "; another server holds this port: stop it or pick another with --listen"
@@ -36,23 +37,33 @@ public enum ServerError: Error, CustomStringConvertible {
 }
 
 public final class Server: @unchecked Sendable {
-    public let exports: [Export]
-    /// The bound address, e.g. "127.0.0.1:10809".
-    public var address: String { listener.text }
+    /// The exports new connections see (a SIGHUP reload may change them).
+    public var exports: [Export] { table.snapshot }
+    /// The first bound address, e.g. "127.0.0.1:10809".
+    public var address: String { listeners[0].text }
+    /// Every bound address.
+    public var addresses: [String] { listeners.map { $0.text } }
 
-    private let listener: Listener
-    private let config: ServerConfig
-    private let log: Logger
+    let table: ExportTable
+    private let listeners: [Listener]
+    /// Read and replaced (by a reload) under `monitor`.
+    var config: ServerConfig
+    let log: Logger
     private let wake: (read: Int32, write: Int32)
-    private let monitor = Monitor()
-    private var connections: [Int: Connection] = [:]
+    let monitor = Monitor()
+    var connections: [Int: Connection] = [:]
+    /// Re-reads the configuration on SIGHUP (Reload.swift); nil: SIGHUP only logs.
+    public var reloadSource: (@Sendable () throws(ConfigError) -> LoadedConfig)?
     private var nextID = 1
     /// Connections refused at the cap since the last log line about it, and
     /// when that line was written (one line per second at most under a flood).
+    /// Rate limit of the per-client refusal log line (ConnectionLimits.swift).
+    var perClientNote = RateLimitedNote()
     private var refused = 0
     private var refusedLogged = -1.0
 
-    /// Opens every export and binds the socket; logs "listening on ADDRESS".
+    /// Opens every export and binds every listening socket; logs "listening
+    /// on ADDRESS" for each.
     public init(config: ServerConfig, log: Logger) throws(ServerError) {
         var opened: [Export] = []
         for spec in config.exports {
@@ -61,37 +72,46 @@ public final class Server: @unchecked Sendable {
                 throw .export(spec, error)
             }
         }
-        do { listener = try Listener(config.listen) } catch {
-            opened.forEach { $0.backend.close() }
-            throw .listen(config.listen, error)
+        var bound: [Listener] = []
+        for address in config.listeners {
+            do { bound.append(try Listener(address)) } catch {
+                bound.forEach { $0.close() }
+                opened.forEach { $0.backend.close() }
+                throw .listen(address, error)
+            }
         }
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else {
             let e = Errno.current
-            listener.close()
+            bound.forEach { $0.close() }
             opened.forEach { $0.backend.close() }
             throw .system(SysError("pipe", e, "server wake-up"))
         }
         _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
         _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
         wake = (fds[0], fds[1])
-        exports = opened
+        table = ExportTable(opened)
+        listeners = bound
         self.config = config
         self.log = log
-        for e in opened {
-            let description = e.spec.description.isEmpty ? "" : ", \"\(e.spec.description)\""
-            log("export '\(e.spec.name)' \(e.spec.path) (\(e.backend.size) bytes, \(e.spec.readOnly ? "read-only" : "read-write")\(description))")
-        }
-        log("listening on \(listener.text)\(config.oldstyle ? " (oldstyle protocol)" : "")")
+        opened.forEach { Server.logExport($0, log) }
+        for l in bound { log("listening on \(l.text)\(config.oldstyle ? " (oldstyle protocol)" : "")") }
+    }
+
+    /// "export 'root' /srv/root.img (8388608 bytes, read-only, "Debian 12")".
+    static func logExport(_ e: Export, _ log: Logger) {
+        let description = e.spec.description.isEmpty ? "" : ", \"\(e.spec.description)\""
+        let allow = e.spec.policy.allow.map { ", allow list \($0.source) (\($0.ranges.count) entries)" } ?? ""
+        log("export '\(e.spec.name)' \(e.spec.path) (\(e.backend.size) bytes, \(e.mode)\(description)\(allow))")
     }
 
     /// Accepts connections until `stop()`, then shuts them down and returns.
     public func run() {
         accept()
-        listener.close()
+        listeners.forEach { $0.close() }
         shutDownConnections()
         let remaining = monitor.locked { connections.count }
-        if remaining == 0 { exports.forEach { $0.backend.close() } }
+        if remaining == 0 { table.closeAll() }
         _ = Glibc.close(wake.read)
         _ = Glibc.close(wake.write)
         log("stopped")
@@ -103,21 +123,30 @@ public final class Server: @unchecked Sendable {
         _ = Glibc.write(wake.write, &byte, 1)
     }
 
-    /// Runs until SIGINT or SIGTERM. The signals are blocked in this thread
-    /// (and so in every thread it starts) and taken by sigwait(3) on a thread
-    /// of their own, which calls `stop()`: no async-signal-safety concerns.
+    /// Runs until SIGINT or SIGTERM; SIGHUP reloads (Reload.swift). The
+    /// signals are blocked in this thread (and so in every thread it starts)
+    /// and taken by sigwait(3) on a thread of their own, which calls `stop()`
+    /// or `reload()`: no async-signal-safety concerns.
     public func runUntilSignalled() {
         var set = sigset_t()
         sigemptyset(&set)
         sigaddset(&set, SIGINT)
         sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGHUP)
         pthread_sigmask(SIG_BLOCK, &set, nil)
         let waitSet = set
         do {
             try startThread("signal handler") { [self, log] in
                 var s = waitSet
                 var signal: Int32 = 0
-                sigwait(&s, &signal)
+                while true {
+                    sigwait(&s, &signal)
+                    if signal == SIGHUP {
+                        reload()
+                        continue
+                    }
+                    break
+                }
                 log("\(signal == SIGINT ? "SIGINT" : "SIGTERM"): shutting down")
                 stop()
             }
@@ -127,31 +156,37 @@ public final class Server: @unchecked Sendable {
         run()
     }
 
+    /// poll(2) on every listener and the wake-up pipe (last).
     private func accept() {
-        var fds = [pollfd(fd: listener.fd, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
+        var fds = listeners.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+            + [pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
         while true {
-            let n = poll(&fds, 2, -1)
+            let n = poll(&fds, nfds_t(fds.count), -1)
             if n < 0 {
                 if errno == EINTR { continue }
                 log("poll: \(Errno.current.description); stopping")
                 return
             }
-            if fds[1].revents != 0 { return }
-            guard fds[0].revents != 0 else { continue }
-            let client: (fd: Int32, peer: String)
-            do { client = try listener.accept() } catch {
-                // ECONNABORTED and friends concern one client; EMFILE passes.
-                log("accept: \(error.errno.description)")
-                if error.errno.rawValue == EMFILE || error.errno.rawValue == ENFILE { usleep(100_000) }
-                continue
+            if fds[fds.count - 1].revents != 0 { return }
+            for (i, listener) in listeners.enumerated() where fds[i].revents != 0 {
+                let client: (fd: Int32, peer: String, client: IPAddress?)
+                do { client = try listener.accept() } catch {
+                    // ECONNABORTED and friends concern one client; EMFILE passes.
+                    log("accept: \(error.errno.description)")
+                    if error.errno.rawValue == EMFILE || error.errno.rawValue == ENFILE { usleep(100_000) }
+                    continue
+                }
+                start(client.fd, peer: client.peer, client: client.client)
             }
-            start(client.fd, peer: client.peer)
         }
     }
 
-    private func start(_ fd: Int32, peer: String) {
+    private func start(_ fd: Int32, peer: String, client: IPAddress?) {
         let connection: Connection? = monitor.locked {
+            if let why = perClientRefusal(client) {
+                refusedPerClient(peer, why)
+                return nil
+            }
             if connections.count >= config.limits.maxConnections {
                 refused += 1
                 let now = monotonicSeconds()
@@ -162,8 +197,10 @@ public final class Server: @unchecked Sendable {
                 }
                 return nil
             }
-            let c = Connection(id: nextID, fd: fd, peer: peer, exports: exports, oldstyle: config.oldstyle,
-                               limits: config.limits, log: log)
+            let id = nextID
+            let c = Connection(id: id, fd: fd, peer: peer, client: client, exports: table.snapshot, oldstyle: config.oldstyle,
+                               limits: config.limits, listAllowed: config.listAllowed,
+                               attach: { [table] in table.attach(id, $0, client: client) }, log: log)
             nextID += 1
             connections[c.id] = c
             return c
@@ -176,6 +213,7 @@ public final class Server: @unchecked Sendable {
         do {
             try startThread("connection \(connection.id)") { [self] in
                 connection.run()
+                table.detach(connection.id)
                 monitor.locked {
                     _ = Glibc.close(connection.fd)
                     connections[connection.id] = nil

@@ -10,6 +10,8 @@ public struct ExportInfo: Equatable, Sendable {
     public var description: String
     public var size: UInt64
     public var flags: TransmissionFlags
+    /// A cow or swap export: clients may ask for `NAME@STATION` (StationIdentity.swift).
+    public var perStation = false
 
     public init(name: String, description: String = "", size: UInt64, flags: TransmissionFlags) {
         self.name = name
@@ -80,6 +82,8 @@ public struct ServerHandshake {
     public let exports: [ExportInfo]
     /// The client's flags, once received.
     public private(set) var clientFlags: ClientFlags = []
+    /// The export name the client chose (EXPORT_NAME or GO), e.g. "root@st1".
+    public private(set) var selectedName = ""
     /// What was negotiated so far; final once `.transmit` is returned.
     public private(set) var session = Session()
     /// The export the last SET_META_CONTEXT named, if it selected
@@ -97,10 +101,20 @@ public struct ServerHandshake {
     /// Options received so far.
     public private(set) var optionCount = 0
 
-    public init(exports: [ExportInfo], maxOptions: Int = 64) {
+    /// Per export, why this client may not use it (its allow list), or nil.
+    public let refusals: [String?]
+    /// Whether LIST is answered (nbd-server's `allowlist`).
+    public let listAllowed: Bool
+
+    public init(exports: [ExportInfo], maxOptions: Int = 64, refusals: [String?] = [], listAllowed: Bool = true) {
         self.exports = exports
         self.maxOptions = maxOptions
+        self.refusals = refusals
+        self.listAllowed = listAllowed
     }
+
+    /// Why this client may not use `exports[index]`, or nil.
+    func refusal(_ index: Int) -> String? { index < refusals.count ? refusals[index] : nil }
 
     /// The 18-byte greeting: NBDMAGIC, IHAVEOPT, FIXED_NEWSTYLE|NO_ZEROES.
     public func greeting() -> [UInt8] { NewstyleGreeting(flags: Self.handshakeFlags).encode() }
@@ -139,8 +153,12 @@ public struct ServerHandshake {
         case .exportName:
             let name = String(decoding: data, as: UTF8.self)
             guard let index = find(name) else {
-                return Step(next: .close(reason: "EXPORT_NAME: no export '\(name)' (\(known)); a server can only close here"))
+                return Step(next: .close(reason: "EXPORT_NAME: \(StationName.noExport(name, in: exports)); a server can only close here"))
             }
+            if let why = refusal(index) {
+                return Step(next: .close(reason: "EXPORT_NAME '\(name)': \(why); a server can only close here"))
+            }
+            selectedName = name
             let e = exports[index]
             let reply = ExportNameReply(exportSize: e.size, flags: flags(of: e))
             enterTransmission(index)
@@ -152,8 +170,12 @@ public struct ServerHandshake {
                 return refuse(option, .errInvalid, "\(option.name): \(error.description)")
             }
             guard let index = find(request.name) else {
-                return refuse(option, .errUnknown, "\(option.name): no export '\(request.name)' (\(known))")
+                return refuse(option, .errUnknown, "\(option.name): \(StationName.noExport(request.name, in: exports))")
             }
+            if let why = refusal(index) {
+                return refuse(option, .errPolicy, "\(option.name) '\(request.name)': access denied", log: why)
+            }
+            if option == .go { selectedName = request.name }
             let e = exports[index]
             var out = reply(option, .info, Info.export(size: e.size, flags: flags(of: e)).encode())
             out += reply(option, .info, Info.blockSize(minimum: BlockSizes.minimum, preferred: BlockSizes.preferred,
@@ -171,6 +193,9 @@ public struct ServerHandshake {
         case .list:
             guard data.isEmpty else {
                 return refuse(option, .errInvalid, "LIST takes no data, got \(data.count) bytes")
+            }
+            guard listAllowed else {
+                return refuse(option, .errPolicy, "LIST is disabled on this server (allowlist = false in its configuration)")
             }
             var out: [UInt8] = []
             for e in exports {
@@ -230,6 +255,9 @@ public struct ServerHandshake {
         guard let index = find(request.exportName) else {
             return refuse(option, .errUnknown, "\(option.name): no export '\(request.exportName)' (\(known))")
         }
+        if let why = refusal(index) {
+            return refuse(option, .errPolicy, "\(option.name) '\(request.exportName)': access denied", log: why)
+        }
         let wanted: Bool
         if isSet {
             wanted = request.queries.contains(MetaContextName.baseAllocation)
@@ -264,6 +292,7 @@ public struct ServerHandshake {
     /// first export (the default one, as with nbd-server).
     public func find(_ name: String) -> Int? {
         if let i = exports.firstIndex(where: { $0.name == name }) { return i }
+        if let i = StationName.exportIndex(name, in: exports) { return i }
         return name.isEmpty && !exports.isEmpty ? 0 : nil
     }
 
@@ -275,7 +304,10 @@ public struct ServerHandshake {
         OptionReplyHeader.encode(option, type, data: data)
     }
 
-    private func refuse(_ option: OptionCode, _ type: ReplyType, _ message: String) -> Step {
-        Step(send: reply(option, type, Array(message.utf8.prefix(Limits.maxReplyPayload))), next: .readOption, note: message)
+    /// An error reply carrying `message`; `log` (default: the message) is
+    /// the line for the server's log, which may say more than the client hears.
+    private func refuse(_ option: OptionCode, _ type: ReplyType, _ message: String, log: String? = nil) -> Step {
+        Step(send: reply(option, type, Array(message.utf8.prefix(Limits.maxReplyPayload))), next: .readOption,
+             note: log.map { "\(message): \($0)" } ?? message)
     }
 }

@@ -13,6 +13,11 @@ import NBDWire
 struct Job {
     var request: Request
     var payload: [UInt8]
+
+    /// Bytes of memory the job holds until it is replied to: a WRITE's
+    /// payload, or the buffer a READ's reply is built in (its length; the
+    /// chunk headers are small). WorkQueue budgets by this.
+    var memory: Int { request.command == .read ? Int(request.length) : payload.count }
 }
 
 /// Serialises replies on one socket: one send lock, send(2) with MSG_NOSIGNAL.
@@ -73,8 +78,12 @@ final class ReplySender: @unchecked Sendable {
 }
 
 /// Runs jobs of one connection on up to `maxWorkers` threads, started on
-/// demand. `submit` blocks the reader when `maxJobs` requests or `maxBytes`
-/// of write payload are queued, which bounds a connection's memory.
+/// demand. `submit` blocks the reader when `maxJobs` requests, or jobs
+/// holding `maxBytes` of memory (WRITE payloads and READ reply buffers,
+/// `Job.memory`), are queued or running. A connection so holds at most
+/// `maxBytes` plus the one request its reader is taking in (at most
+/// BlockSizes.servedPayload): a client that pipelines big READs and never
+/// reads the replies stalls itself, not the server.
 final class WorkQueue: @unchecked Sendable {
     static let maxWorkers = 8
     static let maxJobs = 128
@@ -102,7 +111,7 @@ final class WorkQueue: @unchecked Sendable {
 
     /// Queues a job; if the pool cannot grow (no thread), runs it right here.
     func submit(_ job: Job) {
-        let bytes = job.payload.count
+        let bytes = job.memory
         let spawn: Bool = monitor.locked {
             while inFlight >= Self.maxJobs || (inFlight > 0 && inFlightBytes + bytes > Self.maxBytes) {
                 monitor.wait()
@@ -160,7 +169,7 @@ final class WorkQueue: @unchecked Sendable {
     /// Accounts for a finished job. Call with the monitor held.
     private func done(_ job: Job) {
         inFlight -= 1
-        inFlightBytes -= job.payload.count
+        inFlightBytes -= job.memory
         monitor.broadcast()
     }
 

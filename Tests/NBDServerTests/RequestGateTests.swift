@@ -88,4 +88,19 @@ final class RequestGateTests: XCTestCase {
         XCTAssertEqual(RequestGate.check(Request(command: .write, cookie: 1, length: 1), on: ro)?.reason,
                        "WRITE: export 'ro' is read-only")
     }
+
+    /// trim/flush/fua = false in a config file: what is not advertised is refused.
+    func testCommandsTheExportDoesNotAdvertiseAreRefused() {
+        let bare = GateExport(name: "bare", size: 1 << 20, readOnly: false, advertised: [])
+        for (what, request) in [("FLUSH", Request(command: .flush, cookie: 1)),
+                                ("TRIM", Request(command: .trim, cookie: 1, offset: 0, length: 512)),
+                                ("WRITE_ZEROES", Request(command: .writeZeroes, cookie: 1, offset: 0, length: 512)),
+                                ("WRITE+FUA", Request(command: .write, flags: .fua, cookie: 1, offset: 0, length: 1))] {
+            let r = RequestGate.check(request, on: bare)
+            XCTAssertEqual(r?.error, .inval, what)
+            XCTAssertTrue(r?.reason.contains("export 'bare'") ?? false, "\(what): \(r?.reason ?? "accepted")")
+        }
+        XCTAssertNil(RequestGate.check(Request(command: .write, cookie: 1, offset: 0, length: 1), on: bare))
+        XCTAssertNil(RequestGate.check(Request(command: .read, cookie: 1, offset: 0, length: 1), on: bare))
+    }
 }
