@@ -155,7 +155,7 @@ public struct NBDRoot: Equatable, Sendable {
             if nbdroot.isEmpty || nbdroot == "dhcp" {
                 fromDHCP = true
             } else {
-                value = try NBDServerValue.parse(nbdroot, parameter: "nbdroot")
+                value = try NBDServerValue.parse(nbdroot, parameter: "nbdroot", dracut: false)
             }
         } else if let netroot {
             throw BootConfigError(parameter: "netroot", value: netroot,

@@ -41,16 +41,18 @@ public struct NBDServerValue: Equatable, Sendable {
         value.hasPrefix("nbd:") || value.hasPrefix("nbds:") || value.hasPrefix("nbd+")
     }
 
-    /// Parses any accepted form: an NBD URI, dracut's `nbd:` or one of
-    /// Debian's nbdroot= forms. `parameter` names the input in errors.
-    public static func parse(_ value: String, parameter: String) throws(BootConfigError) -> NBDServerValue {
+    /// Parses any accepted form: an NBD URI, dracut's `nbd:` (unless
+    /// `dracut` is false: in Debian's nbdroot=, `nbd:10809/root` is the host
+    /// "nbd") or one of Debian's nbdroot= forms. `parameter` names the input
+    /// in errors.
+    public static func parse(_ value: String, parameter: String, dracut: Bool = true) throws(BootConfigError) -> NBDServerValue {
         if value.hasPrefix("nbd://") { return NBDServerValue(server: try parseNBDURI(value, parameter: parameter)) }
         if value.hasPrefix("nbds:") || value.hasPrefix("nbd+") {
             throw BootConfigError(parameter: parameter, value: value,
                                   problem: "TLS (nbds://) and Unix-socket (nbd+unix://) URIs are not supported by the station's client",
                                   example: "\(parameter)=nbd://10.0.2.2:10809/root")
         }
-        if value.hasPrefix("nbd:") { return try parseDracutNBD(value, parameter: parameter) }
+        if dracut && value.hasPrefix("nbd:") { return try parseDracutNBD(value, parameter: parameter) }
         let (spec, device) = try NBDRoot.parseServer(value, parameter: parameter)
         return NBDServerValue(server: spec, device: device)
     }

@@ -50,8 +50,9 @@ final class CommandLineFormsTests: XCTestCase {
             Row(line: "nbdroot=10.0.2.2/root root=LABEL=nbdroot", host: "10.0.2.2", name: "root", selector: .label("nbdroot")),
             Row(line: "nbdroot=10.0.2.2,root,nbd2 root=UUID=0F0E0D0C-0b0a-4908-8706-050403020100", host: "10.0.2.2", name: "root",
                 device: "/dev/nbd2", selector: .uuid("0F0E0D0C-0b0a-4908-8706-050403020100")),
-            // Debian's, still
+            // Debian's, still; in nbdroot= "nbd:" is a host name, as Debian reads it
             Row(line: "nbdroot=:10810/root", host: "", port: 10810, name: "root", dhcpHost: true),
+            Row(line: "nbdroot=nbd:10810/root", host: "nbd", port: 10810, name: "root"),
         ]
         for r in rows {
             let c = try BootConfig.parse(KernelCommandLine(r.line))
