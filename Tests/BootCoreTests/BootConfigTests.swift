@@ -54,3 +54,14 @@ final class BootConfigTests: XCTestCase {
         XCTAssertEqual(BootConfig.failDelay(KernelCommandLine("nbdboot.fail-delay=x")), 10)
     }
 }
+
+final class MessageTests: XCTestCase {
+    func testInterpolation() {
+        let port: UInt16 = 10809, size: UInt64 = 1 << 40, n = -3, b: UInt8 = 7, i32: Int32 = -1
+        let m: Message = "a \(port) b \(size) c \(n) d \(b) e \(i32) f \("x")"
+        XCTAssertEqual(m.text, "a 10809 b 1099511627776 c -3 d 7 e -1 f x")
+        XCTAssertEqual(Message("plain").text, "plain")
+        let e = BootConfigError(parameter: "p", value: "v", problem: "the port \"\(port)\"", example: "p=\(1)")
+        XCTAssertEqual(e.description, "p=v: the port \"10809\" (example: p=1)")
+    }
+}
