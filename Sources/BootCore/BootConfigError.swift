@@ -12,11 +12,11 @@ public struct BootConfigError: Error, Equatable, Sendable {
     /// A correct example, e.g. "nbdroot=10.0.2.2:10809/root".
     public var example: String
 
-    public init(parameter: String, value: String?, problem: String, example: String) {
+    public init(parameter: String, value: String?, problem: Message, example: Message) {
         self.parameter = parameter
         self.value = value
-        self.problem = problem
-        self.example = example
+        self.problem = problem.text
+        self.example = example.text
     }
 
     /// One line for the console, e.g.

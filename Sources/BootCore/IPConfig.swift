@@ -48,8 +48,8 @@ public struct IPConfig: Equatable, Sendable {
     /// Parses the value of `ip=` (nil when absent: DHCP).
     public static func parse(_ value: String?) throws(BootConfigError) -> IPConfig {
         guard let value else { return IPConfig(method: .dhcp) }
-        let example = "ip=dhcp or ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off"
-        func fail(_ problem: String) -> BootConfigError {
+        let example: Message = "ip=dhcp or ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off"
+        func fail(_ problem: Message) -> BootConfigError {
             BootConfigError(parameter: "ip", value: value, problem: problem, example: example)
         }
         switch value {

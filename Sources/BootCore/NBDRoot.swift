@@ -13,6 +13,10 @@
 //   nbdroot=/NAME, nbdroot=dhcp,NAME   host from DHCP (the server's address)
 //   nbdroot=dhcp, nbdroot=         the whole value from DHCP option 17 (root-path)
 //   root=/dev/nbdN[pM]             device and partition to mount (default /dev/nbd0)
+//   root=LABEL=x, root=UUID=y      the filesystem on the disk or a partition
+//   root=nbd:..., root=nbd://...   dracut's form, an NBD URI (NBDServerForms.swift)
+//   netroot=nbd:..., netroot=nbd://...   the same; root= wins, then netroot=, then nbdroot=
+//   root=dhcp, netroot=dhcp        the whole value from DHCP option 17, any form
 //   nbddev=/dev/nbdN               device when root= does not name one
 
 /// The default NBD port (IANA "nbd", 10809).
@@ -27,12 +31,19 @@ public struct NBDServerSpec: Equatable, Sendable {
     public var exportName: String
     /// The host was empty or `dhcp`: use the DHCP server (ROOTSERVER).
     public var hostFromDHCP: Bool
+    /// Block size for the client's `-b` (dracut's `bs=` option), or nil.
+    public var blockSize: Int?
+    /// Request timeout in seconds for the client's `-t` (dracut's `timeout=`), or nil.
+    public var timeoutSeconds: Int?
 
-    public init(host: String, port: UInt16 = defaultNBDPort, exportName: String, hostFromDHCP: Bool = false) {
+    public init(host: String, port: UInt16 = defaultNBDPort, exportName: String, hostFromDHCP: Bool = false,
+                blockSize: Int? = nil, timeoutSeconds: Int? = nil) {
         self.host = host
         self.port = port
         self.exportName = exportName
         self.hostFromDHCP = hostFromDHCP
+        self.blockSize = blockSize
+        self.timeoutSeconds = timeoutSeconds
     }
 
     /// `host:port/name` for messages, IPv6 in brackets.
@@ -91,35 +102,76 @@ public struct NBDDevice: Equatable, Sendable {
     public var whole: NBDDevice { NBDDevice(index: index) }
 }
 
+/// Which filesystem to mount once the NBD disk is connected.
+public enum RootSelector: Equatable, Sendable {
+    /// `root=/dev/nbdN[pM]`, `nbddev=`, or the default /dev/nbd0.
+    case device
+    /// `root=LABEL=x`: the disk or the partition whose filesystem label is x.
+    case label(String)
+    /// `root=UUID=y`: the same by filesystem UUID (compared case-insensitively).
+    case uuid(String)
+}
+
 /// Everything the command line says about the root device.
 public struct NBDRoot: Equatable, Sendable {
-    /// nil when the whole value comes from DHCP's root-path (option 17).
+    /// nil when the whole value comes from DHCP's root-path (option 17):
+    /// `nbdroot=dhcp`, `nbdroot=`, `root=dhcp` or `netroot=dhcp`.
     public var server: NBDServerSpec?
-    /// The device to mount (its `whole` is the one to connect).
+    /// The device to mount (its `whole` is the one to connect); with a
+    /// LABEL=/UUID= selector only `whole` counts.
     public var device: NBDDevice
+    public var selector: RootSelector
+    /// dracut's FSTYPE and FLAGS fields, when the server came in that form.
+    public var fsType: String?
+    public var flags: String?
 
-    public init(server: NBDServerSpec?, device: NBDDevice) {
+    public init(server: NBDServerSpec?, device: NBDDevice, selector: RootSelector = .device,
+                fsType: String? = nil, flags: String? = nil) {
         self.server = server
         self.device = device
+        self.selector = selector
+        self.fsType = fsType
+        self.flags = flags
     }
 
-    /// Reads `nbdroot=`, `root=` and `nbddev=` (nil when absent).
-    /// The device is taken from root=/dev/nbd*, else nbddev=, else the third
-    /// comma field, else /dev/nbd0, as Debian does.
-    public static func parse(nbdroot: String?, root: String?, nbddev: String?) throws(BootConfigError) -> NBDRoot {
-        guard let value = nbdroot else {
+    /// Reads `nbdroot=`, `root=`, `netroot=` and `nbddev=` (nil when absent).
+    /// The server comes from root=nbd:/nbd:// (dracut: root= wins), else
+    /// netroot=nbd:..., else nbdroot=; `dhcp` (or an empty nbdroot=) leaves
+    /// it to DHCP's root-path. The device is taken from root=/dev/nbd*,
+    /// else nbddev=, else the third comma field, else /dev/nbd0, as Debian
+    /// does; root=LABEL=x and root=UUID=y pick a filesystem on that disk.
+    public static func parse(nbdroot: String?, root: String?, nbddev: String?, netroot: String? = nil) throws(BootConfigError) -> NBDRoot {
+        var device = NBDDevice(index: 0)
+        var out = NBDRoot(server: nil, device: device)
+        var value: NBDServerValue? = nil
+        var fromDHCP = false
+        if let root, NBDServerValue.isNBDForm(root) {
+            value = try NBDServerValue.parse(root, parameter: "root")
+        } else if let netroot, NBDServerValue.isNBDForm(netroot) {
+            value = try NBDServerValue.parse(netroot, parameter: "netroot")
+        } else if root == "dhcp" || netroot == "dhcp" {
+            fromDHCP = true
+        } else if let nbdroot {
+            if nbdroot.isEmpty || nbdroot == "dhcp" {
+                fromDHCP = true
+            } else {
+                value = try NBDServerValue.parse(nbdroot, parameter: "nbdroot", dracut: false)
+            }
+        } else if let netroot {
+            throw BootConfigError(parameter: "netroot", value: netroot,
+                                  problem: "is not an NBD root (nbd:SRV:PORT|NAME, nbd://HOST/NAME or dhcp)",
+                                  example: "netroot=nbd:10.0.2.2:10809")
+        }
+        guard value != nil || fromDHCP else {
             throw BootConfigError(parameter: "nbdroot", value: nil,
-                                  problem: "the kernel command line does not say which NBD server holds the root filesystem",
+                                  problem: "the kernel command line does not say which NBD server holds the root filesystem (nor does root=nbd:..., root=nbd://... or root=dhcp)",
                                   example: "nbdroot=10.0.2.2:10809/root")
         }
-        var device = NBDDevice(index: 0)
-        var server: NBDServerSpec? = nil
-        if value.isEmpty || value == "dhcp" {
-            server = nil
-        } else {
-            let (spec, field) = try parseServer(value, parameter: "nbdroot")
-            server = spec
-            if let field { device = field }
+        if let v = value {
+            out.server = v.server
+            if let d = v.device { device = d }
+            out.fsType = v.fsType
+            out.flags = v.flags
         }
         if let nbddev {
             guard let d = NBDDevice(nbddev) else {
@@ -128,21 +180,32 @@ public struct NBDRoot: Equatable, Sendable {
             }
             device = d
         }
-        if let root, root.hasPrefix("/dev/nbd") {
-            guard let d = NBDDevice(root) else {
-                throw BootConfigError(parameter: "root", value: root,
-                                      problem: "not an NBD device or partition name",
-                                      example: "root=/dev/nbd0 or root=/dev/nbd0p1")
+        if let root {
+            if root.hasPrefix("/dev/nbd") {
+                guard let d = NBDDevice(root) else {
+                    throw BootConfigError(parameter: "root", value: root,
+                                          problem: "not an NBD device or partition name",
+                                          example: "root=/dev/nbd0 or root=/dev/nbd0p1")
+                }
+                device = d
+            } else if root.hasPrefix("LABEL=") || root.hasPrefix("UUID=") {
+                let isLabel = root.hasPrefix("LABEL=")
+                let text = String(decoding: Array(root.utf8).dropFirst(isLabel ? 6 : 5), as: UTF8.self)
+                guard !text.isEmpty else {
+                    throw BootConfigError(parameter: "root", value: root, problem: "the \(isLabel ? "label" : "UUID") is empty",
+                                          example: "root=LABEL=nbdroot or root=UUID=0f0e0d0c-...")
+                }
+                out.selector = isLabel ? .label(text) : .uuid(text)
             }
-            device = d
         }
-        return NBDRoot(server: server, device: device)
+        out.device = device
+        return out
     }
 
     /// Parses a server value (`nbdroot=` or a DHCP root-path); returns the
     /// device of the comma form's third field when there is one.
     public static func parseServer(_ value: String, parameter: String) throws(BootConfigError) -> (NBDServerSpec, NBDDevice?) {
-        func fail(_ problem: String) -> BootConfigError {
+        func fail(_ problem: Message) -> BootConfigError {
             BootConfigError(parameter: parameter, value: value, problem: problem,
                             example: "\(parameter)=10.0.2.2:10809/root or \(parameter)=10.0.2.2,root")
         }
@@ -211,34 +274,42 @@ public struct NBDRoot: Equatable, Sendable {
 public struct ServerResolutionError: Error, Equatable, Sendable {
     public var what: String
     public var hint: String
+
+    public init(what: Message, hint: Message) {
+        self.what = what.text
+        self.hint = hint.text
+    }
 }
 
 extension NBDRoot {
     /// The server to connect to, applying Debian's DHCP rules: an empty or
     /// `dhcp` host means the boot server (`rootServer`: DHCP siaddr or server
-    /// id, or ip='s server field); no server at all (nbdroot=dhcp or empty)
-    /// means the whole value comes from DHCP option 17 (`rootPath`).
-    public func resolveServer(rootServer: IPv4Address?, rootPath: String) throws(ServerResolutionError) -> NBDServerSpec {
-        var spec: NBDServerSpec
+    /// id, or ip='s server field); no server at all (nbdroot=dhcp, root=dhcp)
+    /// means the whole value comes from DHCP option 17 (`rootPath`), in any
+    /// accepted form (Debian's, dracut's nbd:, an NBD URI). The result
+    /// carries dracut's FSTYPE/FLAGS when the root-path had them.
+    public func resolveServer(rootServer: IPv4Address?, rootPath: String) throws(ServerResolutionError) -> NBDServerValue {
+        var value: NBDServerValue
         if let s = server {
-            spec = s
+            value = NBDServerValue(server: s, fsType: fsType, flags: flags)
         } else {
             guard !rootPath.isEmpty else {
                 throw ServerResolutionError(
-                    what: "nbdroot= is empty or dhcp, which means the DHCP root-path (option 17), but there is none",
+                    what: "the root is to come from the DHCP root-path (option 17; nbdroot=dhcp, root=dhcp or an empty nbdroot=), but the DHCP server sent none",
                     hint: "set option 17 on the DHCP server, or give the server on the command line: nbdroot=10.0.2.2:10809/root")
             }
-            do { spec = try NBDRoot.parseServer(rootPath, parameter: "root-path").0 } catch {
+            do { value = try NBDServerValue.parse(rootPath, parameter: "root-path") } catch {
                 throw ServerResolutionError(what: "the DHCP root-path cannot be used: \(error.description)",
                                             hint: "fix option 17 on the DHCP server")
             }
         }
-        guard spec.hostFromDHCP else { return spec }
+        guard value.server.hostFromDHCP else { return value }
         guard let s = rootServer, !s.isAny else {
             throw ServerResolutionError(
                 what: "the NBD server's address is left to DHCP, but no boot server is known (no DHCP siaddr or server id, no server field in ip=)",
-                hint: "write the server in nbdroot=, e.g. nbdroot=10.0.2.2:10809/\(spec.exportName)")
+                hint: "write the server in nbdroot=, e.g. nbdroot=10.0.2.2:10809/\(value.server.exportName)")
         }
-        return spec.with(server: s.text)
+        value.server = value.server.with(server: s.text)
+        return value
     }
 }

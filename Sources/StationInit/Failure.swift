@@ -1,5 +1,6 @@
 // The failure path of PID 1. PID 1 must never exit (the kernel panics with
-// "Attempted to kill init!"), and the image has no shell to drop into: so a
+// "Attempted to kill init!"), and the image usually has no shell to drop
+// into (rd.shell opens busybox's when it has): so a
 // fatal error is logged with its input and a hint, the console keeps it on
 // screen for nbdboot.fail-delay seconds (default 10), and the machine reboots
 // with reboot(RB_AUTOBOOT). QEMU tests pass -no-reboot, so the VM exits.
@@ -12,26 +13,33 @@ struct InitFailure: Error {
     var what: String
     var hint: String
 
-    init(_ what: String, hint: String = "") {
-        self.what = what
-        self.hint = hint
+    init(_ what: Message, hint: Message = "") {
+        self.what = what.text
+        self.hint = hint.text
     }
 
-    init(_ what: String, _ error: SysError, hint: String = "") {
-        self.what = "\(what): \(error.description)"
-        self.hint = hint
+    init(_ what: Message, _ error: SysError, hint: Message = "") {
+        self.what = what.text + ": " + error.description
+        self.hint = hint.text
     }
 
-    var description: String { hint.isEmpty ? what : "\(what); \(hint)" }
+    var description: String { hint.isEmpty ? what : what + "; " + hint }
 }
 
 enum Failure {
     nonisolated(unsafe) static var delaySeconds = 10
+    /// rd.shell: open the rescue shell (Rescue.swift) before rebooting.
+    nonisolated(unsafe) static var shell = false
 }
 
-/// Logs `nbdboot-init: FATAL: ...`, waits, reboots. Never returns.
+/// Logs `nbdboot-init: FATAL: ...`, waits (or runs the rescue shell with
+/// rd.shell), reboots. Never returns.
 func fatal(_ failure: InitFailure) -> Never {
-    Log.write(level: Log.error, "FATAL: \(failure.description)")
+    Log.write(level: Log.error, Message("FATAL: " + failure.description))
+    if Failure.shell && runRescueShell("rd.shell", after: "reboot") {
+        sync()
+        _ = reboot(shim_RB_AUTOBOOT)
+    }
     rebootAfterDelay()
 }
 

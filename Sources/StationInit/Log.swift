@@ -35,8 +35,8 @@ enum Log {
         consoleLevel = parseDecimal(trimSpaces(first), max: 15) ?? 0
     }
 
-    static func write(level: Int, _ message: String) {
-        let line = "nbdboot-init: \(message) [+\(elapsed) ms]"
+    static func write(level: Int, _ message: Message) {
+        let line = "nbdboot-init: \(message.text) [+\(elapsed) ms]"
         var echoed = false
         let fd = shim_open("/dev/kmsg", O_WRONLY | O_CLOEXEC | O_NOCTTY, 0)
         if fd >= 0 {
@@ -50,11 +50,11 @@ enum Log {
 }
 
 /// Logs a step at info level.
-func log(_ message: String) { Log.write(level: Log.info, message) }
+func log(_ message: Message) { Log.write(level: Log.info, message) }
 /// Logs something unexpected that does not stop the boot.
-func logWarning(_ message: String) { Log.write(level: Log.warning, "warning: \(message)") }
+func logWarning(_ message: Message) { Log.write(level: Log.warning, Message("warning: " + message.text)) }
 /// Logs a detail: always to kmsg (debug level); to the console only with nbdboot.debug.
-func logDebug(_ message: String) { Log.write(level: Log.debugLevel, message) }
+func logDebug(_ message: Message) { Log.write(level: Log.debugLevel, message) }
 
 /// write(2) until done; returns false on an error (nothing to report it to).
 @discardableResult

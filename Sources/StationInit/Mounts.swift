@@ -53,23 +53,31 @@ func setUpConsole() {
     if fd > 2 { _ = close(fd) }
 }
 
-/// Mounts the root device on /newroot with rootfstype/rootflags/ro-rw.
-func mountRoot(device: String, config: BootConfig) throws(InitFailure) {
-    try? makeDirectory("/newroot")
-    let flags: UInt = config.readOnly ? shim_MS_RDONLY : 0
-    let mode = config.readOnly ? "ro" : "rw"
+/// Mounts `device` on `target` (type, ro, data); a failure names the
+/// device and a hint for the usual errno values.
+func mountBlockDevice(_ device: String, on target: String, type: String, readOnly: Bool, data: String, flags extra: UInt = 0) throws(InitFailure) {
+    try? makeDirectory(target)
+    let flags: UInt = (readOnly ? shim_MS_RDONLY : 0) | extra
     do {
-        try mountFilesystem(device, on: "/newroot", type: config.rootFSType, flags: flags,
-                            data: config.rootFlags.isEmpty ? nil : config.rootFlags)
+        try mountFilesystem(device, on: target, type: type, flags: flags, data: data.isEmpty ? nil : data)
     } catch {
-        let hint: String
+        let hint: Message
         switch error.errno.rawValue {
-        case ENODEV: hint = "the kernel does not know filesystem type \(config.rootFSType): add its module to /etc/nbdboot/modules or fix rootfstype="
-        case EINVAL: hint = "the device does not hold a \(config.rootFSType) filesystem, or rootflags=\(config.rootFlags) is wrong: check the export's content and rootfstype="
+        case ENODEV: hint = "the kernel does not know filesystem type \(type): add its module to the image (nbdboot initramfs build --add-module \(type)) or fix rootfstype="
+        case EINVAL: hint = "the device does not hold a \(type) filesystem (or one with blocks smaller than the NBD block size, bs=)\(data.isEmpty ? "" : ", or the options " + data + " are wrong"): see the kernel's message above, check the export's content and rootfstype="
         case ENOENT, ENXIO: hint = "the device node is missing: check root= (partition number) and the export"
+        case EROFS, EACCES: hint = "the device is read-only (a read-only export?): boot with ro or nbdboot.overlay=tmpfs"
         default: hint = "see the kernel messages above for the filesystem's own reason (for ext4 on Debian, crc32c must be loaded)"
         }
-        throw InitFailure("cannot mount \(device) on /newroot (\(config.rootFSType), \(mode))", error, hint: hint)
+        throw InitFailure("cannot mount \(device) on \(target) (\(type), \(readOnly ? "ro" : "rw"))", error, hint: hint)
     }
-    log("mounted \(device) on /newroot (\(config.rootFSType), \(mode)\(config.rootFlags.isEmpty ? "" : ", " + config.rootFlags))")
+}
+
+/// mkdir -p.
+func makeDirectories(_ path: String) {
+    var prefix = ""
+    for part in splitFields(path, "/") where !part.isEmpty {
+        prefix += "/" + part
+        try? makeDirectory(prefix)
+    }
 }

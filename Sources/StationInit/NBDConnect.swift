@@ -1,7 +1,10 @@
 // Step 5: connect the NBD device with the image's static client,
-//   /sbin/nbd-client HOST PORT /dev/nbdN -N NAME -systemd-mark -persist
-// which exits 0 once the device is connected (it may leave an '@'-marked
-// child to reconnect), then wait until the kernel reports the disk's size.
+//   /sbin/nbd-client HOST PORT /dev/nbdN -N NAME -systemd-mark [-persist]
+//                    [-swap] [-b BS] [-t SEC]
+// which exits 0 once the device is connected (with -persist it leaves an
+// '@'-marked child to reconnect), then wait until the kernel reports the
+// disk's size. nbdboot.toram connects without -persist (the device is
+// disconnected with `nbd-client -d` once copied); nbdswap= adds -swap.
 #if canImport(CShims)
 import CShims
 #endif
@@ -13,10 +16,15 @@ let nbdClientPath = "/sbin/nbd-client"
 let deviceSizeWaitMillis: Int64 = 10_000
 
 /// Connects `device` to `server` and waits for /sys/block/nbdN/size > 0
-/// (and the partition node when root= names one).
-func connectNBD(_ server: NBDServerSpec, device: NBDDevice) throws(InitFailure) {
+/// (and the partition node when root= names one); returns the size in bytes.
+@discardableResult
+func connectNBD(_ server: NBDServerSpec, device: NBDDevice, persist: Bool = true, swap: Bool = false) throws(InitFailure) -> UInt64 {
     let whole = device.whole
-    let args = [nbdClientPath, server.host, "\(server.port)", whole.path, "-N", server.exportName, "-systemd-mark", "-persist"]
+    var args = [nbdClientPath, server.host, "\(server.port)", whole.path, "-N", server.exportName, "-systemd-mark"]
+    if persist { args.append("-persist") }
+    if swap { args.append("-swap") }
+    if let bs = server.blockSize { args += ["-b", "\(bs)"] }
+    if let t = server.timeoutSeconds { args += ["-t", "\(t)"] }
     log("connecting \(whole.path) to \(server.text): \(args.joined(separator: " "))")
     let status: ExitStatus
     do { status = try runProgram(nbdClientPath, args) } catch {
@@ -45,6 +53,21 @@ func connectNBD(_ server: NBDServerSpec, device: NBDDevice) throws(InitFailure) 
                               hint: "the export has no such partition, or nbd was loaded without max_part (use nbd.ko max_part=15 in /etc/nbdboot/modules)")
         }
     }
+    return UInt64(sectors) * 512
+}
+
+/// `nbd-client -d /dev/nbdN`: the kernel sends NBD_CMD_DISC and drops the
+/// device's configuration. Returns whether the client said it worked.
+@discardableResult
+func disconnectNBD(_ devicePath: String, client: String = nbdClientPath) -> Bool {
+    do {
+        let status = try runProgram(client, [client, "-d", devicePath])
+        if status.code == 0 { return true }
+        logWarning("\(client) -d \(devicePath) ended with \(status.text)")
+    } catch {
+        logWarning("cannot run \(client) -d \(devicePath): \(error.description)")
+    }
+    return false
 }
 
 /// Makes the kernel read the partition table: nbd marks the disk for a

@@ -23,7 +23,7 @@ func inetControlSocket() throws(InitFailure) -> Int32 {
 
 /// Brings up the network as `config` says; returns the settings applied,
 /// or nil for ip=off.
-func configureNetwork(_ config: IPConfig) throws(InitFailure) -> NetworkSettings? {
+func configureNetwork(_ config: IPConfig, bootMAC: [UInt8]? = nil) throws(InitFailure) -> NetworkSettings? {
     let sock = try inetControlSocket()
     defer { _ = close(sock) }
     if shim_if_up(sock, "lo") != 0 { logWarning("cannot bring lo up: \(Errno.current.description)") }
@@ -31,7 +31,7 @@ func configureNetwork(_ config: IPConfig) throws(InitFailure) -> NetworkSettings
         log("ip=off: leaving the network unconfigured")
         return nil
     }
-    let device = try waitForInterface(named: config.device)
+    let device = try waitForInterface(named: config.device, mac: bootMAC)
     if shim_if_up(sock, device) != 0 {
         throw InitFailure("cannot bring \(device) up (SIOCSIFFLAGS)", SysError("ioctl", Errno.current, device))
     }
@@ -59,22 +59,32 @@ func configureNetwork(_ config: IPConfig) throws(InitFailure) -> NetworkSettings
     return settings
 }
 
-/// The interface to use: `name` if given, else the first Ethernet entry of
-/// /sys/class/net (sorted by name); waits up to interfaceWaitMillis for the driver to create it.
-func waitForInterface(named name: String) throws(InitFailure) -> String {
+/// The interface to use: `name` if given (ip='s device field), else the
+/// one whose address is `mac` (BOOTIF=), else the first Ethernet entry of
+/// /sys/class/net (sorted by name), as initramfs-tools' configure_networking
+/// orders them; waits up to interfaceWaitMillis for the driver to create it.
+func waitForInterface(named name: String, mac: [UInt8]? = nil) throws(InitFailure) -> String {
     var found = ""
     let ok = waitUntil(timeoutMillis: interfaceWaitMillis) {
         let names = listDirectory("/sys/class/net")
         if !name.isEmpty {
             if names.contains(name) { found = name }
+        } else if let mac {
+            let want = macText(mac)
+            for n in names where (try? readTextFile("/sys/class/net/\(n)/address")).map({ trimSpaces($0) }) == want {
+                found = n
+            }
         } else if let first = names.first(where: { $0 != "lo" && isEthernet($0) }) {
             found = first
         }
         return !found.isEmpty
     }
-    if ok { return found }
+    if ok {
+        if name.isEmpty, let mac { log("BOOTIF=\(macText(mac)) is \(found)") }
+        return found
+    }
     let present = listDirectory("/sys/class/net").joined(separator: " ")
-    let want = name.isEmpty ? "no network interface besides lo" : "no interface \(name) (from ip=)"
+    let want = !name.isEmpty ? "no interface \(name) (from ip=)" : mac.map { "no interface with address \(macText($0)) (from BOOTIF=)" } ?? "no network interface besides lo"
     throw InitFailure("\(want) after \(interfaceWaitMillis / 1000) s; present: \(present.isEmpty ? "none" : present)",
                       hint: "is the NIC's driver (e.g. virtio_net) in /etc/nbdboot/modules, and the device field of ip= right?")
 }

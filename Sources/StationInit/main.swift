@@ -5,7 +5,13 @@
 //   3. load /etc/nbdboot/modules                          (Modules.swift)
 //   4. network: lo, the NIC, DHCP or static ip=           (Network.swift, DHCPClient.swift)
 //   5. /sbin/nbd-client connects /dev/nbdN                (NBDConnect.swift)
-//   6. mount the root on /newroot, switch root, exec init (Mounts.swift, SwitchRoot.swift)
+//   6. find the root (LABEL=/UUID=, type), mount it on /newroot directly,
+//      under a tmpfs overlay or from a RAM copy            (RootDevice.swift, RootMount.swift)
+//   7. nbdswap=: connect, mkswap if needed, swapon         (Swap.swift)
+//   8. rd.break: rescue shell                             (Rescue.swift)
+//   9. install /run/initramfs/shutdown, switch root, exec init
+//                                                         (Shutdown.swift, SwitchRoot.swift)
+// Started as .../shutdown, the binary is the shutdown program instead.
 // Any failure ends in Failure.swift: a FATAL line, a delay, a reboot.
 #if canImport(CShims)
 import CShims
@@ -21,6 +27,10 @@ func initMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<C
     var arguments: [String] = []
     if argc > 1 {
         for i in 1..<Int(argc) { if let a = argv[i] { arguments.append(String(cString: a)) } }
+    }
+    // The same binary is the shutdown program systemd runs from /run/initramfs.
+    if let a0 = argv[0], String(cString: a0).hasSuffix("shutdown") {
+        shutdownMain(arguments)
     }
     do {
         try boot(arguments: arguments)
@@ -40,6 +50,7 @@ func boot(arguments: [String]) throws(InitFailure) -> Never {
     }
     let cmdline = KernelCommandLine(cmdlineText)
     Failure.delaySeconds = BootConfig.failDelay(cmdline)
+    Failure.shell = cmdline.contains("rd.shell")
     Log.debug = cmdline.contains("nbdboot.debug")
     let config: BootConfig
     do { config = try BootConfig.parse(cmdline) } catch {
@@ -49,24 +60,34 @@ func boot(arguments: [String]) throws(InitFailure) -> Never {
 
     loadModules()
 
-    let network = try configureNetwork(config.ip)
+    let network = try configureNetwork(config.ip, bootMAC: config.bootMAC)
+    let rootServer = network?.rootServer ?? config.ip.server
 
-    // The server: from nbdroot=, or filled in from DHCP / the static ip=.
-    let server: NBDServerSpec
+    // The server: from the command line, or filled in from DHCP / the static ip=.
+    let value: NBDServerValue
     do {
-        server = try config.root.resolveServer(rootServer: network?.rootServer ?? config.ip.server,
-                                               rootPath: network?.rootPath ?? "")
+        value = try config.root.resolveServer(rootServer: rootServer, rootPath: network?.rootPath ?? "")
     } catch {
-        throw InitFailure(error.what, hint: error.hint)
+        throw InitFailure(Message(error.what), hint: Message(error.hint))
     }
-    try connectNBD(server, device: config.root.device)
+    let disk = config.root.device.whole
+    let diskSize = try connectNBD(value.server, device: config.root.device, persist: config.mode != .toRAM)
 
-    let device = config.root.device.path
-    try mountRoot(device: device, config: config)
-    if config.breakBeforeSwitch {
-        log("rd.break: stopping before switch root as asked; the image has no shell")
-        rebootAfterDelay()
+    var settings = config.mountSettings(value)
+    let (path, fsType) = try locateRoot(config.root, fsType: settings.fsType)
+    if fsType == "squashfs" && !settings.readOnly {
+        settings.readOnly = true  // squashfs has no write support: mount it as what it is
+        log("\(path) holds squashfs, which is read-only\(config.mode == .direct ? " (nbdboot.overlay=tmpfs gives a writable root)" : "")")
     }
-    try switchRoot(initPath: config.initPath, arguments: arguments,
-                   description: "\(device) (\(config.rootFSType), \(config.readOnly ? "ro" : "rw"))")
+    let description = try mountRoot(path: path, fsType: fsType, settings: settings, mode: config.mode,
+                                    disk: disk, diskSize: diskSize)
+    if let swap = config.swap { try enableSwap(swap, rootServer: rootServer) }
+    if config.breakBeforeSwitch {
+        if !runRescueShell("rd.break", after: "switch to the root") {
+            log("rd.break: stopping before switch root as asked; the image has no shell (add busybox as /bin/busybox)")
+            rebootAfterDelay()
+        }
+    }
+    installShutdownProgram()
+    try switchRoot(initPath: config.initPath, arguments: arguments, description: description)
 }

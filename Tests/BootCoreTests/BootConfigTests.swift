@@ -7,9 +7,13 @@ final class BootConfigTests: XCTestCase {
         XCTAssertEqual(c.root.server, NBDServerSpec(host: "10.0.2.2", exportName: "root"))
         XCTAssertEqual(c.root.device.path, "/dev/nbd0")
         XCTAssertEqual(c.ip.method, .dhcp)
-        XCTAssertEqual(c.rootFSType, "ext4")
-        XCTAssertEqual(c.rootFlags, "")
-        XCTAssertFalse(c.readOnly, "no ro/rw: read-write, as Debian's NBD root")
+        XCTAssertNil(c.rootFSType, "no rootfstype=: detected from the superblock")
+        XCTAssertNil(c.rootFlags)
+        XCTAssertNil(c.readOnlyFlag)
+        XCTAssertFalse(c.mountSettings(NBDServerValue(server: c.root.server!)).readOnly, "no ro/rw: read-write, as Debian's NBD root")
+        XCTAssertEqual(c.mode, .direct)
+        XCTAssertNil(c.swap)
+        XCTAssertNil(c.bootMAC)
         XCTAssertEqual(c.initPath, "/sbin/init")
         XCTAssertEqual(c.failDelaySeconds, 10)
         XCTAssertFalse(c.debug)
@@ -24,12 +28,12 @@ final class BootConfigTests: XCTestCase {
         XCTAssertEqual(c.ip.method, .manual)
         XCTAssertEqual(c.rootFSType, "xfs")
         XCTAssertEqual(c.rootFlags, "noatime,nodiratime")
-        XCTAssertTrue(c.readOnly)
+        XCTAssertEqual(c.readOnlyFlag, true)
         XCTAssertEqual(c.initPath, "/lib/systemd/systemd")
         XCTAssertTrue(c.debug)
         XCTAssertTrue(c.breakBeforeSwitch)
         XCTAssertEqual(c.failDelaySeconds, 0)
-        XCTAssertFalse(try BootConfig.parse(KernelCommandLine("nbdroot=a/b ro rw")).readOnly, "the last of ro/rw wins")
+        XCTAssertEqual(try BootConfig.parse(KernelCommandLine("nbdroot=a/b ro rw")).readOnlyFlag, false, "the last of ro/rw wins")
     }
 
     func testErrors() {
@@ -48,5 +52,16 @@ final class BootConfigTests: XCTestCase {
         }
         XCTAssertEqual(BootConfig.failDelay(KernelCommandLine("nbdboot.fail-delay=3 nbdroot=")), 3)
         XCTAssertEqual(BootConfig.failDelay(KernelCommandLine("nbdboot.fail-delay=x")), 10)
+    }
+}
+
+final class MessageTests: XCTestCase {
+    func testInterpolation() {
+        let port: UInt16 = 10809, size: UInt64 = 1 << 40, n = -3, b: UInt8 = 7, i32: Int32 = -1
+        let m: Message = "a \(port) b \(size) c \(n) d \(b) e \(i32) f \("x")"
+        XCTAssertEqual(m.text, "a 10809 b 1099511627776 c -3 d 7 e -1 f x")
+        XCTAssertEqual(Message("plain").text, "plain")
+        let e = BootConfigError(parameter: "p", value: "v", problem: "the port \"\(port)\"", example: "p=\(1)")
+        XCTAssertEqual(e.description, "p=v: the port \"10809\" (example: p=1)")
     }
 }

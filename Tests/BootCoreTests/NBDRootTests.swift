@@ -84,7 +84,7 @@ final class NBDRootTests: XCTestCase {
     func testMissingMessage() {
         XCTAssertThrowsError(try NBDRoot.parse(nbdroot: nil, root: nil, nbddev: nil)) { e in
             XCTAssertEqual((e as! BootConfigError).description,
-                           "nbdroot= is missing: the kernel command line does not say which NBD server holds the root filesystem (example: nbdroot=10.0.2.2:10809/root)")
+                           "nbdroot= is missing: the kernel command line does not say which NBD server holds the root filesystem (nor does root=nbd:..., root=nbd://... or root=dhcp) (example: nbdroot=10.0.2.2:10809/root)")
         }
     }
 
@@ -106,7 +106,7 @@ final class ServerResolutionTests: XCTestCase {
 
     func testResolve() throws {
         func resolve(_ nbdroot: String, _ server: IPv4Address?, _ rootPath: String = "") throws -> NBDServerSpec {
-            try NBDRoot.parse(nbdroot: nbdroot, root: nil, nbddev: nil).resolveServer(rootServer: server, rootPath: rootPath)
+            try NBDRoot.parse(nbdroot: nbdroot, root: nil, nbddev: nil).resolveServer(rootServer: server, rootPath: rootPath).server
         }
         XCTAssertEqual(try resolve("192.168.1.1/root", boot), NBDServerSpec(host: "192.168.1.1", exportName: "root"),
                        "an explicit host is kept")

@@ -151,3 +151,52 @@ expect_lines() {
   fi
   return $ok
 }
+
+# ---- Helpers for Tests/vm/test-boot6-*.sh: real `nbdboot serve` and
+# `nbdboot initramfs build` through Tests/vm/lib.sh (ports 21400-21499).
+#   b6_setup NAME                 lib.sh work dir, kernel, pieces, EXIT trap
+#   b6_root_dir DIR INIT-SCRIPT   busybox root tree whose /sbin/init is the script
+#   b6_ext4 OUT DIR SIZE [mke2fs args]   ext4 image of DIR
+#   b6_initramfs [ARGS]           $VM_WORK/initrd from the static init and client
+#   b6_boot NAME APPEND           boots, console in $VM_WORK/NAME.log, prints seconds
+#   b6_expect LOG PATTERN...      fixed strings that must all be on the console
+b6_setup() {
+  : "${VM_PORT_RANGE:=21400-21499}"
+  export VM_PORT_RANGE
+  # shellcheck disable=SC1091
+  . "$top/Tests/vm/lib.sh"
+  VM_STATION_TIMEOUT=${VM_STATION_TIMEOUT:-60}
+  vm_setup "$1"
+  vm_load_kernel
+  vm_require_pieces
+  B6_FAIL=0
+}
+
+b6_root_dir() {
+  local dir=$1 script=$2
+  rm -rf "$dir"; mkdir -p "$dir"/{bin,sbin,dev,proc,sys,run,tmp,etc}
+  cp /bin/busybox "$dir/bin/busybox"
+  install -m 755 "$script" "$dir/sbin/init"
+}
+
+b6_ext4() {
+  local out=$1 dir=$2 size=$3; shift 3
+  rm -f "$out"
+  mke2fs -q -F -t ext4 -d "$dir" "$@" "$out" "$size" || vm_die "mke2fs could not make $out"
+}
+
+b6_initramfs() {
+  build_initramfs "$VM_WORK/initrd" "$@"
+}
+
+b6_boot() {
+  local name=$1 append=$2 start=$SECONDS rc=0
+  boot_station "$VM_WORK/$name.log" "$append nbdboot.fail-delay=1" || rc=$?
+  vm_log "-- boot $name: $((SECONDS - start)) s (qemu status $rc)"
+  [ "$rc" != 124 ] || { vm_log "FAIL: boot $name timed out"; B6_FAIL=1; }
+}
+
+b6_expect() {
+  local log=$1 p; shift
+  for p in "$@"; do expect_console "$p" "$log" || B6_FAIL=1; done
+}

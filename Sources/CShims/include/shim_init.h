@@ -17,16 +17,69 @@
 #include <net/route.h>
 #include <net/ethernet.h>
 #include <netpacket/packet.h>
+#include <sys/swap.h>
+#include <linux/loop.h>
 
 static const unsigned long shim_MS_MOVE = MS_MOVE;
 static const unsigned long shim_MS_RDONLY = MS_RDONLY;
 static const unsigned long shim_MS_NOSUID = MS_NOSUID;
 static const unsigned long shim_MS_NODEV = MS_NODEV;
 static const unsigned long shim_MS_NOEXEC = MS_NOEXEC;
+static const unsigned long shim_MS_REMOUNT = MS_REMOUNT;
+static const int shim_MNT_DETACH = MNT_DETACH;
 static const int shim_RB_AUTOBOOT = RB_AUTOBOOT;
+static const int shim_RB_POWER_OFF = RB_POWER_OFF;
+static const int shim_RB_HALT_SYSTEM = RB_HALT_SYSTEM;
+/// LINUX_REBOOT_CMD_KEXEC: boot the kernel systemd loaded with kexec_load.
+static const int shim_RB_KEXEC = 0x45584543;
 static const int shim_AF_PACKET = AF_PACKET;
 /// BLKRRPART (<linux/fs.h>, which clashes with the libc headers): re-read the partition table.
 static const unsigned long shim_BLKRRPART = 0x125f; /* _IO(0x12, 95) */
+
+/// BLKGETSIZE64: a block device's size in bytes (_IOR(0x12, 114, size_t)).
+static inline int shim_block_size_bytes(int fd, unsigned long long *out) {
+    uint64_t n = 0;
+    if (ioctl(fd, 0x80081272UL, &n) != 0) return -1;
+    *out = n;
+    return 0;
+}
+
+/// swapon(2) / swapoff(2).
+static inline int shim_swapon(const char *path) { return swapon(path, 0); }
+static inline int shim_swapoff(const char *path) { return swapoff(path); }
+
+/// Attaches `backing_fd` to a free loop device (loop(4)): LOOP_CTL_GET_FREE
+/// on /dev/loop-control, then LOOP_CONFIGURE (Linux 5.8), or LOOP_SET_FD
+/// plus LOOP_SET_STATUS64 on older kernels. `partscan` sets
+/// LO_FLAGS_PARTSCAN so /dev/loopNpM appear. Returns N, or -1 with errno.
+static inline int shim_loop_attach(int backing_fd, int partscan) {
+    int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+    if (ctl < 0) return -1;
+    int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+    int e = errno;
+    close(ctl);
+    if (n < 0) { errno = e; return -1; }
+    char path[32];
+    snprintf(path, sizeof path, "/dev/loop%d", n);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) return -1;
+    struct loop_config c;
+    memset(&c, 0, sizeof c);
+    c.fd = (uint32_t)backing_fd;
+    c.info.lo_flags = partscan ? LO_FLAGS_PARTSCAN : 0;
+    if (ioctl(fd, LOOP_CONFIGURE, &c) != 0) {
+        if (errno != EINVAL && errno != ENOTTY) { e = errno; close(fd); errno = e; return -1; }
+        if (ioctl(fd, LOOP_SET_FD, backing_fd) != 0) { e = errno; close(fd); errno = e; return -1; }
+        struct loop_info64 info;
+        memset(&info, 0, sizeof info);
+        info.lo_flags = partscan ? LO_FLAGS_PARTSCAN : 0;
+        if (ioctl(fd, LOOP_SET_STATUS64, &info) != 0) {
+            e = errno; ioctl(fd, LOOP_CLR_FD, 0); close(fd); errno = e; return -1;
+        }
+    }
+    close(fd);
+    return n;
+}
 
 /// finit_module(2): load the module in `fd` with `params` ("" for none).
 static inline int shim_finit_module(int fd, const char *params) {
