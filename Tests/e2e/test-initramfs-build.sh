@@ -34,6 +34,7 @@ build --output "$work/b.img" >/dev/null
 cmp "$work/a.img" "$work/b.img" || fail "two builds of the same inputs differ"
 [ "$(head -c4 "$work/a.img" | od -An -tx1 | tr -d ' ')" = 28b52ffd ] || fail "default compression is not zstd"
 grep -q "18 modules" "$work/summary" || fail "summary does not say 18 modules"
+[ "$(stat -c %s "$work/a.img")" -le 2000000 ] || fail "the qemu-virtio zstd image is over 2 MB (issue 6's limit)"
 
 # 2. GNU cpio reads it; the entries are exactly the contract, sorted parents first.
 zstd -d -q -c "$work/a.img" > "$work/a.cpio"
