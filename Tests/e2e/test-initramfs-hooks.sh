@@ -180,4 +180,39 @@ cmp "$client" .build/static/nbd-client || fail "/sbin/nbd-client is not nbdboot'
 grep -q '/scripts/local-top/nbdboot' "$work/x/scripts/local-top/ORDER" || fail "local-top/nbdboot not in ORDER"
 grep -qx 'options nbd max_part=15' "$work/x/etc/modprobe.d/nbdboot.conf" || fail "no max_part option"
 echo "mkinitramfs with the hook: $(stat -c %s "$work/initrd.img") bytes (lz4), $(wc -l < "$work/list") entries, nbdboot's client and script in place"
+
+# 5. A real dracut (059) with the 95nbdboot module and its 50-nbdboot.conf, installed as `make install`
+# lays them out, next to dracut-network's modules (95nbd among them; the conf keeps it out). dracut's
+# network-legacy and udev modules want dhclient, arping, udevadm and systemd-udevd, which this machine
+# does not have: stand-in scripts, which only end up as files in the image (it is built, not booted).
+NET=$HOME/.cache/nbdboot/distro-network
+if [ ! -d "$NET/usr/lib/dracut/modules.d/40network" ]; then
+  ndebs=$HOME/.cache/nbdboot/distro-network-debs; mkdir -p "$ndebs"
+  (cd "$ndebs" && apt-get download dracut-network) || fail "apt-get download dracut-network failed (offline?)"
+  rm -rf "$NET.tmp"; mkdir -p "$NET.tmp"; dpkg-deb -x "$ndebs"/dracut-network_*.deb "$NET.tmp"; rm -rf "$NET"; mv "$NET.tmp" "$NET"
+fi
+dstage=$work/dstage
+mkdir -p "$dstage/bin" "$dstage/lib/systemd" "$work/dconf"
+for b in dhclient arping udevadm; do printf '#!/bin/sh\necho stand-in\n' > "$dstage/bin/$b"; chmod 755 "$dstage/bin/$b"; done
+cp "$dstage/bin/udevadm" "$dstage/lib/systemd/systemd-udevd"
+install -D -m 755 .build/static/nbd-client "$dstage/lib/nbdboot/nbd-client"
+install -D -m 644 $H/nbdboot-lib.sh "$dstage/share/nbdboot/nbdboot-lib.sh"
+install -d "$dstage/lib/dracut/modules.d/95nbdboot"
+install -m 755 $H/dracut/95nbdboot/*.sh "$dstage/lib/dracut/modules.d/95nbdboot/"
+cp $H/dracut/50-nbdboot.conf "$work/dconf/"
+unshare -m --propagation private sh -c 'mount -t overlay overlay -o "lowerdir=$1:$2:$3:$4:/usr" /usr &&
+  mount --bind "$4/boot" /boot && shift 4 && exec "$@"' sh "$dstage" "$NET/usr" "$DISTRO/usr" "$NBDBOOT_MODROOT" \
+  dracut --conf /dev/null --confdir "$work/dconf" --no-hostonly -m "base network-legacy nbdboot" --lz4 --force \
+  --kver "$NBDBOOT_KVER" "$work/dracut.img" > "$work/dracut.log" 2>&1 || { tail -20 "$work/dracut.log"; fail "dracut with 95nbdboot failed"; }
+grep -q "Including module: nbdboot" "$work/dracut.log" || fail "dracut did not include nbdboot"
+! grep -q "Including module: nbd \*" "$work/dracut.log" || fail "dracut's own nbd module was included despite 50-nbdboot.conf"
+rm -rf "$work/d"; unmkinitramfs "$work/dracut.img" "$work/d"
+dm=$work/d/main; [ -d "$dm" ] || dm=$work/d
+cmp "$dm/usr/sbin/nbd-client" .build/static/nbd-client || fail "dracut image: /usr/sbin/nbd-client is not nbdboot's static client"
+cmp "$dm/usr/sbin/nbdroot" $H/dracut/95nbdboot/nbdboot-root.sh || fail "dracut image: /sbin/nbdroot is not 95nbdboot's handler"
+cmp "$dm/usr/lib/nbdboot-lib.sh" $H/nbdboot-lib.sh || fail "dracut image: no /lib/nbdboot-lib.sh"
+[ -x "$dm/usr/lib/dracut/hooks/cmdline/90-parse-nbdboot.sh" ] || fail "dracut image: no cmdline hook 90-parse-nbdboot.sh"
+grep -qx 'options nbd max_part=15' "$dm/etc/modprobe.d/nbdboot.conf" || fail "dracut image: no max_part option"
+find "$dm/usr/lib/modules" -name nbd.ko | grep -q . || fail "dracut image: no nbd.ko"
+echo "dracut with 95nbdboot: $(stat -c %s "$work/dracut.img") bytes (lz4), static client, handler, cmdline hook, nbd.ko; dracut's nbd left out"
 echo PASS
