@@ -7,22 +7,6 @@ import Foundation
 import Glibc
 #endif
 
-/// Module sets for kinds of stations.
-public enum Profile: String, CaseIterable, Sendable {
-    /// A QEMU station: virtio-net-pci NIC, root on NBD, ext4.
-    case qemuVirtio = "qemu-virtio"
-
-    public var modules: [String] {
-        switch self {
-        case .qemuVirtio: return ["virtio_pci", "virtio_net", "nbd", "ext4"]
-        }
-    }
-
-    /// Module parameters, as Debian's nbd-client package sets them in
-    /// /etc/modprobe.d/nbd-client.conf ("options nbd max_part=15").
-    public static let defaultOptions = ["nbd": "max_part=15"]
-}
-
 /// Everything `build` needs; paths are host paths.
 public struct BuildOptions {
     public var kernelRelease: String
@@ -37,6 +21,12 @@ public struct BuildOptions {
     public var compression = Compression.zstd
     /// mtime of every entry (SOURCE_DATE_EPOCH, else 0).
     public var mtime: UInt32 = 0
+    /// A static busybox to add as /bin/busybox (rescue shell), or nil.
+    public var busyboxPath: String? = nil
+    /// Directory to build the early microcode archive from (laid out like /lib/firmware), or nil for none.
+    public var microcodeDirectory: String? = nil
+    /// The kernel's .config; nil: `KernelConfig.locate` (ROOT/boot/config-VER, /boot/config-VER).
+    public var kernelConfigPath: String? = nil
 
     public init(kernelRelease: String, initPath: String, nbdClientPath: String) {
         self.kernelRelease = kernelRelease; self.initPath = initPath; self.nbdClientPath = nbdClientPath
@@ -47,8 +37,16 @@ public struct BuildOptions {
 public struct BuildResult {
     /// The (compressed) image bytes.
     public var image: [UInt8]
-    /// The uncompressed newc archive size.
+    /// The uncompressed newc archive size (the main archive).
     public var archiveSize: Int
+    /// Size of the early (uncompressed microcode) archive at the start of `image`; 0 without one.
+    public var earlySize = 0
+    /// Paths in the early archive.
+    public var earlyFiles: [String] = []
+    /// The kernel configuration the compression was checked against, or nil when none was found.
+    public var kernelConfig: String? = nil
+    /// Things the user should know (the build still succeeded).
+    public var warnings: [String] = []
     public var entries: [CpioEntry]
     public var resolution: Resolution
     /// True when modules.dep was missing and depmod ran on a scratch copy.
@@ -66,10 +64,18 @@ public struct BuildError: Error, CustomStringConvertible {
 public enum ImageBuilder {
     /// Builds the image bytes (does not write the output; see `write`).
     public static func build(_ o: BuildOptions) throws -> BuildResult {
+        var warnings: [String] = []
+        // The kernel's configuration first: a compression it cannot unpack fails before any work.
+        let configPath = o.kernelConfigPath ?? KernelConfig.locate(moduleRoot: o.moduleRoot, release: o.kernelRelease)
+        if let configPath {
+            let config = try KernelConfig.load(configPath)
+            try config.check(o.compression)
+            if o.microcodeDirectory != nil { warnings += config.microcodeWarnings() }
+        }
         let tree = ModuleTree(root: o.moduleRoot, release: o.kernelRelease)
         let (index, ranDepmod) = try tree.loadIndex()
         let resolver = ModuleResolver(index: index, release: o.kernelRelease, options: o.moduleOptions)
-        let resolution = try resolver.resolve(o.profile.modules + o.extraModules)
+        let resolution = try resolver.resolve(o.profile.modules(index: index) + o.extraModules)
         var modules: [(module: ResolvedModule, path: String, data: [UInt8])] = []
         for m in resolution.modules {
             let (path, data) = try tree.moduleFile(m.path)
@@ -80,16 +86,37 @@ public enum ImageBuilder {
             let (data, exec) = try readInput(f.source, what: "--add-file \(f.source):\(f.destination)")
             extras.append((f.destination, data, exec ? 0o755 : 0o644))
         }
-        let contents = ImageContents(
+        var contents = ImageContents(
             kernelRelease: o.kernelRelease,
             initData: try readInput(o.initPath, what: "the init (--init)").data,
             nbdClientData: try readInput(o.nbdClientPath, what: "the nbd-client (--nbd-client)").data,
             modules: modules, extraFiles: extras)
+        if let bb = o.busyboxPath { contents.busyboxData = try readBusybox(bb) }
         let entries = try ImageLayout.fileMap(contents).reproducibleEntries(mtime: o.mtime)
         let archive = try CpioWriter.archive(entries)
-        let image = try o.compression.compress(archive)
-        return BuildResult(image: image, archiveSize: archive.count, entries: entries,
-                           resolution: resolution, ranDepmod: ranDepmod)
+        var image: [UInt8] = []
+        var early: (archive: [UInt8], files: [String]) = ([], [])
+        if let dir = o.microcodeDirectory {
+            early = try Microcode.earlyArchive(from: dir, mtime: o.mtime)
+            image = early.archive
+        }
+        image += try o.compression.compress(archive)
+        return BuildResult(image: image, archiveSize: archive.count, earlySize: early.archive.count,
+                           earlyFiles: early.files, kernelConfig: configPath, warnings: warnings,
+                           entries: entries, resolution: resolution, ranDepmod: ranDepmod)
+    }
+
+    /// Reads busybox and makes sure it can run without a C library in the image.
+    static func readBusybox(_ path: String) throws -> [UInt8] {
+        let data = try readInput(path, what: "--with-busybox").data
+        switch StaticBinary.kind(data) {
+        case .staticELF: return data
+        case let .dynamicELF(interp):
+            throw BuildError("--with-busybox: \(path) is dynamically linked (needs \(interp)), and the image has no C library; "
+                + "install busybox-static (apt-get install busybox-static) or pass --busybox FILE with a static busybox")
+        case .notELF:
+            throw BuildError("--with-busybox: \(path) is not an ELF executable; pass --busybox FILE with a static busybox")
+        }
     }
 
     /// Reads a regular file (following symlinks); `exec` tells whether the owner may execute it.

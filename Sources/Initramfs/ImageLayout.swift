@@ -10,6 +10,8 @@
 //                                "lib/modules/VER/kernel/drivers/block/nbd.ko max_part=15"
 //                                (path relative to /, then optionally " " and parameters)
 //   etc/nbdboot/kernel-release   "VER\n"
+//   bin/busybox       busybox-static, 0755, and bin/sh -> busybox (only with --with-busybox:
+//                     the init offers a rescue shell when /bin/busybox exists)
 //
 // Pure: entries in, sorted and numbered entries out.
 
@@ -98,6 +100,8 @@ public struct ImageContents {
     public var modules: [(module: ResolvedModule, path: String, data: [UInt8])]
     /// Extra files: image path -> (data, permissions).
     public var extraFiles: [(path: String, data: [UInt8], permissions: UInt32)]
+    /// A static busybox for the rescue shell, or nil.
+    public var busyboxData: [UInt8]? = nil
 
     public init(kernelRelease: String, initData: [UInt8], nbdClientData: [UInt8],
                 modules: [(module: ResolvedModule, path: String, data: [UInt8])] = [],
@@ -112,6 +116,8 @@ public enum ImageLayout {
     public static let directories = ["dev", "proc", "sys", "run", "tmp", "newroot", "sbin", "etc", "etc/nbdboot"]
     public static let modulesListPath = "etc/nbdboot/modules"
     public static let kernelReleasePath = "etc/nbdboot/kernel-release"
+    /// Where the init looks for busybox (rescue shell, rd.break).
+    public static let busyboxPath = "bin/busybox"
 
     /// The text of etc/nbdboot/modules.
     public static func modulesList(release: String, modules: [(module: ResolvedModule, path: String)]) -> String {
@@ -138,6 +144,10 @@ public enum ImageLayout {
         let list = modulesList(release: c.kernelRelease, modules: c.modules.map { ($0.module, $0.path) })
         try map.add(.file(modulesListPath, data: Array(list.utf8)))
         try map.add(.file(kernelReleasePath, data: Array((c.kernelRelease + "\n").utf8)))
+        if let bb = c.busyboxData {
+            try map.add(.file(busyboxPath, permissions: 0o755, data: bb))
+            try map.add(.symlink("bin/sh", target: "busybox"))
+        }
         for f in c.extraFiles { try map.add(.file(f.path, permissions: f.permissions, data: f.data)) }
         return map
     }

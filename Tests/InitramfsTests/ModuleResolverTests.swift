@@ -21,6 +21,14 @@ enum FakeModules {
         kernel/lib/crc16.ko:
         kernel/crypto/crc32c_generic.ko:
         kernel/arch/x86/crypto/crc32c-intel.ko:
+        kernel/fs/overlayfs/overlay.ko:
+        kernel/fs/squashfs/squashfs.ko:
+        kernel/drivers/block/loop.ko:
+        kernel/drivers/ptp/ptp.ko: kernel/drivers/pps/pps_core.ko
+        kernel/drivers/pps/pps_core.ko:
+        kernel/drivers/net/ethernet/intel/e1000e/e1000e.ko: kernel/drivers/ptp/ptp.ko kernel/drivers/pps/pps_core.ko
+        kernel/drivers/net/ethernet/intel/e1000/e1000.ko:
+        kernel/drivers/net/ethernet/realtek/r8169.ko:
         kernel/test/loop_a.ko: kernel/test/loop_b.ko
         kernel/test/loop_b.ko: kernel/test/loop_a.ko
         kernel/test/broken.ko: kernel/test/absent.ko
@@ -69,15 +77,25 @@ final class ModuleResolverTests: XCTestCase {
     func testStationSetInLoadOrder() throws {
         // modprobe --show-depends order (dependencies last-to-first as modules.dep lists them,
         // softdep "pre" before hard dependencies), with crc32c_generic ahead of crc32c_intel.
-        XCTAssertEqual(try names(Profile.qemuVirtio.modules), [
+        XCTAssertEqual(try names(Profile.qemuVirtio.modules(index: FakeModules.index)), [
             "virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci",
             "failover", "net_failover", "virtio_net", "nbd",
             "crc32c_generic", "crc32c_intel", "jbd2", "mbcache", "crc16", "ext4",
+            "overlay", "squashfs", "loop",
         ])
     }
 
+    func testGenericNICAddsEveryEthernetDriver() throws {
+        let requested = Profile.genericNIC.modules(index: FakeModules.index)
+        XCTAssertEqual(Array(requested.dropFirst(Profile.qemuVirtio.modules(index: FakeModules.index).count)),
+                       ["e1000", "e1000e", "r8169"], "every module under kernel/drivers/net/ethernet, by name")
+        let loaded = try names(requested)
+        XCTAssertEqual(Array(loaded.suffix(5)), ["e1000", "pps_core", "ptp", "e1000e", "r8169"], "with their dependencies first")
+        XCTAssertTrue(loaded.starts(with: try names(Profile.qemuVirtio.modules(index: FakeModules.index))))
+    }
+
     func testEveryDependencyBeforeItsUser() throws {
-        let r = try FakeModules.resolver.resolve(Profile.qemuVirtio.modules)
+        let r = try FakeModules.resolver.resolve(Profile.qemuVirtio.modules(index: FakeModules.index))
         let position = Dictionary(uniqueKeysWithValues: r.modules.enumerated().map { ($1.name, $0) })
         let index = FakeModules.index
         for m in r.modules {

@@ -74,7 +74,7 @@ log=$work/console.log
 grep -a 'stand-in init: pid 1, console ok' "$log" || fail "/init did not run as PID 1 with a console"
 grep -a '^module ' "$log" | tr -d '\r'
 modules=$(grep -ac '^module ' "$log")
-[ "$modules" = 15 ] || fail "expected 15 module lines, got $modules"
+[ "$modules" = 18 ] || fail "expected 18 module lines, got $modules"
 # Every module loads, except crc32c-intel on a CPU without SSE4.2 (ENODEV), which is why
 # crc32c_generic comes first.
 bad=$(grep -a '^module ' "$log" | tr -d '\r' | grep -v ': loaded$' | grep -v 'crc32c-intel.ko \[\]: No such device$' || true)

@@ -33,7 +33,8 @@ build --output "$work/a.img" | tee "$work/summary"
 build --output "$work/b.img" >/dev/null
 cmp "$work/a.img" "$work/b.img" || fail "two builds of the same inputs differ"
 [ "$(head -c4 "$work/a.img" | od -An -tx1 | tr -d ' ')" = 28b52ffd ] || fail "default compression is not zstd"
-grep -q "15 modules" "$work/summary" || fail "summary does not say 15 modules"
+grep -q "18 modules" "$work/summary" || fail "summary does not say 18 modules"
+[ "$(stat -c %s "$work/a.img")" -le 2000000 ] || fail "the qemu-virtio zstd image is over 2 MB (issue 6's limit)"
 
 # 2. GNU cpio reads it; the entries are exactly the contract, sorted parents first.
 zstd -d -q -c "$work/a.img" > "$work/a.cpio"
@@ -58,7 +59,7 @@ awk '{ print $NF }' "$work/ls" | diff - "$work/cpio-t" || fail "initramfs ls and
 mkdir "$work/x"; (cd "$work/x" && cpio -id --quiet < "$work/a.cpio")
 [ "$(cat "$work/x/etc/nbdboot/kernel-release")" = "$KVER" ] || fail "kernel-release is not $KVER"
 names=$(awk '{ n=$1; sub(/.*\//, "", n); sub(/\.ko$/, "", n); gsub(/-/, "_", n); printf "%s ", n }' "$work/x/etc/nbdboot/modules")
-expected="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net nbd crc32c_generic crc32c_intel jbd2 mbcache crc16 ext4 "
+expected="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net nbd crc32c_generic crc32c_intel jbd2 mbcache crc16 ext4 overlay squashfs loop "
 [ "$names" = "$expected" ] || fail "module order: got '$names', expected '$expected'"
 grep -qx "lib/modules/$KVER/kernel/drivers/block/nbd.ko max_part=15" "$work/x/etc/nbdboot/modules" || fail "nbd line lacks max_part=15"
 # Every hard dependency (modules.dep) is listed before its user, and every file is the kernel's.
@@ -71,13 +72,33 @@ while read -r path _; do
 done < "$work/x/etc/nbdboot/modules"
 cmp -s "$work/x/init" "$init" || fail "init differs from $init"
 
-# 5. gzip and none give the same archive; SOURCE_DATE_EPOCH sets every mtime.
-build --output "$work/g.img" --compress gzip >/dev/null
-build --output "$work/n.img" --compress none >/dev/null
-gzip -d -c "$work/g.img" | cmp - "$work/a.cpio" || fail "gzip image holds another archive"
-cmp "$work/n.img" "$work/a.cpio" || fail "uncompressed image differs from the zstd one's content"
+# 5. Every compression holds the same archive, with the magic the kernel expects, and is
+# reproducible (two builds, same bytes); SOURCE_DATE_EPOCH sets every mtime.
+for comp in gzip xz lz4 none; do
+  build --output "$work/$comp.1" --compress $comp >/dev/null
+  build --output "$work/$comp.2" --compress $comp >/dev/null
+  cmp "$work/$comp.1" "$work/$comp.2" || fail "two $comp builds differ"
+  magic=$(head -c6 "$work/$comp.1" | od -An -tx1 | tr -d ' \n')
+  case $comp in
+    gzip) [[ $magic == 1f8b* ]] && gzip -d -c "$work/$comp.1" > "$work/$comp.cpio" ;;
+    xz) [[ $magic == fd377a585a00 ]] && xz -d -c "$work/$comp.1" > "$work/$comp.cpio" &&
+          xz --robot --list "$work/$comp.1" | grep -q $'^file\t.*\tCRC32\t' ;;
+    lz4) [[ $magic == 02214c18* ]] && lz4 -d -q -c "$work/$comp.1" > "$work/$comp.cpio" ;;
+    none) [[ $magic == 303730373031 ]] && cp "$work/$comp.1" "$work/$comp.cpio" ;;
+  esac || fail "$comp: wrong format (magic $magic; xz needs CRC32 checks, lz4 the legacy frame)"
+  cmp "$work/$comp.cpio" "$work/a.cpio" || fail "$comp image holds another archive than the zstd one"
+  echo "$comp: $(stat -c %s "$work/$comp.1") bytes, reproducible"
+done
 SOURCE_DATE_EPOCH=1700000000 build --output "$work/e.img" --compress none >/dev/null
 [ "$(cpio -tv --quiet < "$work/e.img" | grep -vc 'Nov 14  2023')" = 0 ] || fail "SOURCE_DATE_EPOCH not applied to every entry"
+
+# 5b. The kernel's configuration decides: an option the kernel lacks fails the build, naming it.
+sed 's/^CONFIG_RD_LZ4=y/# CONFIG_RD_LZ4 is not set/' "$MODROOT/boot/config-$KVER" > "$work/config-nolz4"
+if build --output "$work/bad.img" --compress lz4 --kernel-config "$work/config-nolz4" 2> "$work/err"; then fail "lz4 accepted for a kernel without CONFIG_RD_LZ4"; fi
+grep -q "CONFIG_RD_LZ4 is not set in $work/config-nolz4" "$work/err" || fail "unclear error: $(cat "$work/err")"
+[ ! -e "$work/bad.img" ] || fail "refused build left an output file"
+if build --output "$work/bad.img" --compress bzip2 2> "$work/err"; then fail "bzip2 accepted"; fi
+grep -q "zstd, gzip, xz, lz4, none" "$work/err" || fail "unclear error: $(cat "$work/err")"
 
 # 6. --add-module and --add-file.
 echo hello > "$work/hello"
@@ -114,6 +135,66 @@ if [ ! -e .build/static/init ] && [ ! -e /usr/lib/nbdboot/init ]; then
     fail "build without a static init succeeded"; fi
   grep -q "make static" "$work/err" || fail "missing-init error does not say make static: $(cat "$work/err")"
 fi
+
+# 8b. --with-busybox: /bin/busybox (the static one) and /bin/sh; the qemu-virtio image stays under 2 MB.
+build --output "$work/bb.img" --with-busybox >/dev/null
+zstd -d -q -c "$work/bb.img" | cpio -i --quiet --to-stdout bin/busybox | cmp - /bin/busybox || fail "bin/busybox is not /bin/busybox"
+zstd -d -q -c "$work/bb.img" | cpio -tv --quiet > "$work/bb.list"
+grep -qE '^lrwxrwxrwx .* bin/sh -> busybox$' "$work/bb.list" || fail "no bin/sh -> busybox"
+if build --output "$work/bad.img" --busybox /bin/ls 2> "$work/err"; then fail "dynamic busybox accepted"; fi
+grep -q "dynamically linked" "$work/err" || fail "unclear error: $(cat "$work/err")"
+[ "$(stat -c %s "$work/bb.img")" -le 2000000 ] || fail "qemu-virtio image with busybox is over 2 MB"
+
+# 8c. --microcode: an uncompressed early archive first (GNU cpio reads it, padded to 512 bytes), then
+# the compressed main archive; without microcode the error names the packages and --microcode-dir.
+mkdir -p "$work/fw/intel-ucode" "$work/fw/amd-ucode"
+head -c 4096 /bin/busybox > "$work/fw/intel-ucode/06-8e-09"; head -c 1000 /bin/ls > "$work/fw/intel-ucode/06-9e-0a"
+head -c 2048 /bin/cat > "$work/fw/amd-ucode/microcode_amd_fam17h.bin"
+build --output "$work/mc.img" --microcode-dir "$work/fw" > "$work/mc.summary"
+build --output "$work/mc2.img" --microcode-dir "$work/fw" >/dev/null
+cmp "$work/mc.img" "$work/mc2.img" || fail "two microcode builds differ"
+early=$(sed -E 's/.* after a ([0-9]+)-byte early microcode archive.*/\1/' "$work/mc.summary")
+[ $((early % 512)) = 0 ] || fail "early archive size $early is not a multiple of 512"
+(cd "$work" && mkdir mc.x && cd mc.x && cpio -id --quiet < ../mc.img)
+cmp "$work/mc.x/kernel/x86/microcode/GenuineIntel.bin" <(cat "$work/fw/intel-ucode/06-8e-09" "$work/fw/intel-ucode/06-9e-0a") || fail "GenuineIntel.bin"
+cmp "$work/mc.x/kernel/x86/microcode/AuthenticAMD.bin" "$work/fw/amd-ucode/microcode_amd_fam17h.bin" || fail "AuthenticAMD.bin"
+tail -c +$((early + 1)) "$work/mc.img" | cmp - "$work/a.img" || fail "after the early archive comes a different main archive"
+if build --output "$work/bad.img" --microcode-dir "$work/nowhere" 2> "$work/err"; then fail "--microcode without microcode accepted"; fi
+grep -q "intel-microcode" "$work/err" && grep -q -- "--microcode-dir" "$work/err" || fail "unclear error: $(cat "$work/err")"
+
+# 8d. --config: the same image from a file; command-line options override it; errors name file, line, key.
+cat > "$work/site.toml" <<TOML
+# built by the test
+kernel_version = "$KVER"
+module_root = "$MODROOT"
+compress = "gzip"
+modules = ["squashfs", "e1000"]
+files = ["hello:/etc/hello"]
+init = "$(realpath "$init")"
+nbd_client = "$(realpath "$client")"
+busybox = true
+TOML
+echo hello > "$work/hello"
+"$NBDBOOT" initramfs build --config "$work/site.toml" --output "$work/cf.img" >/dev/null
+gzip -d -c "$work/cf.img" | cpio -i --quiet --to-stdout etc/hello | grep -qx hello || fail "config files= not applied (relative to the file)"
+gzip -d -c "$work/cf.img" | cpio -i --quiet --to-stdout etc/nbdboot/modules | grep -q 'ethernet/intel/e1000/e1000.ko$' || fail "config modules= not applied"
+gzip -d -c "$work/cf.img" | cpio -t --quiet > "$work/cf.list"
+grep -qx bin/busybox "$work/cf.list" || fail "config busybox= not applied"
+"$NBDBOOT" initramfs build --config "$work/site.toml" --output "$work/cf2.img" --compress xz --without-busybox --add-module loop >/dev/null
+xz -d -c "$work/cf2.img" | cpio -t --quiet > "$work/cf2.list" || fail "--compress on the command line did not override the file"
+! grep -qx bin/busybox "$work/cf2.list" || fail "--without-busybox did not override the file"
+grep -qx etc/hello "$work/cf2.list" || fail "--add-module replaced the file's lists instead of adding"
+printf 'kernel_version = "%s"\ncompres = "xz"\n' "$KVER" > "$work/bad.toml"
+if "$NBDBOOT" initramfs build --config "$work/bad.toml" --output "$work/bad.img" 2> "$work/err"; then fail "unknown key accepted"; fi
+grep -q "$work/bad.toml:2: key compres: unknown key" "$work/err" || fail "config error does not name file, line, key: $(cat "$work/err")"
+
+# 8e. generic-nic: every module under kernel/drivers/net/ethernet (lz4 here to keep the test fast).
+build --output "$work/gn.img" --profile generic-nic --compress lz4 > "$work/gn.summary"
+lz4 -d -q -c "$work/gn.img" | cpio -i --quiet --to-stdout etc/nbdboot/modules > "$work/gn.modules"
+want=$(cd "$MODROOT/lib/modules/$KVER" && grep -c '^kernel/drivers/net/ethernet/' modules.dep)
+got=$(grep -c "^lib/modules/$KVER/kernel/drivers/net/ethernet/" "$work/gn.modules")
+[ "$want" = "$got" ] || fail "generic-nic has $got ethernet modules, modules.dep lists $want"
+echo "generic-nic: $(wc -l < "$work/gn.modules") modules ($got ethernet drivers), $(stat -c %s "$work/gn.img") bytes lz4"
 
 # 9. Sizes: with the init/nbd-client above, and with empty ones (modules and skeleton only).
 : > "$work/empty"
