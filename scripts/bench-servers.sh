@@ -41,7 +41,7 @@ bench_descendants() {
   local root frontier=("$1") next p stat line fields
   local -A parent_of=()
   for stat in /proc/[0-9]*/stat; do
-    read -r line <"$stat" 2>/dev/null || continue
+    { read -r line <"$stat"; } 2>/dev/null || continue
     p=${line%% *}
     # The 2nd field (comm) is in parentheses and may hold spaces: cut after the last ')'.
     read -ra fields <<<"${line##*) }"
@@ -64,34 +64,38 @@ bench_kill_tree() {
   local pid=$1 kids i p alive
   [ -n "$pid" ] || return 0
   kids=$(bench_descendants "$pid")
-  kill "$pid" 2>/dev/null
-  for p in $kids; do kill "$p" 2>/dev/null; done
+  # Under the caller's `set -e`: a process that is already gone is no error.
+  kill "$pid" 2>/dev/null || true
+  for p in $kids; do kill "$p" 2>/dev/null || true; done
   for ((i = 0; i < 50; i++)); do
     alive=0
-    for p in "$pid" $kids; do kill -0 "$p" 2>/dev/null && alive=1; done
+    for p in "$pid" $kids; do kill -0 "$p" 2>/dev/null && alive=1 || true; done
     [ "$alive" = 0 ] && break
     sleep 0.1
   done
   for p in "$pid" $kids; do
     if kill -0 "$p" 2>/dev/null; then
       bench_log "bench: PID $p ignored SIGTERM for 5 s; killing it"
-      kill -9 "$p" 2>/dev/null
+      kill -9 "$p" 2>/dev/null || true
     fi
   done
   wait "$pid" 2>/dev/null || true
 }
 
 bench_stop() {
-  local pid=$BENCH_SERVER_PID
+  local pid=$BENCH_SERVER_PID p keep=()
   BENCH_SERVER_PID=""
   bench_kill_tree "$pid"
+  # Forget it, so that bench_stop_all never signals a recycled PID.
+  for p in "${BENCH_ALL_PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
+  BENCH_ALL_PIDS=("${keep[@]}")
 }
 
 bench_stop_all() {
   local p
   bench_stop
   for p in "${BENCH_ALL_PIDS[@]}"; do
-    kill -0 "$p" 2>/dev/null && bench_kill_tree "$p"
+    if kill -0 "$p" 2>/dev/null; then bench_kill_tree "$p"; fi
   done
   BENCH_ALL_PIDS=()
 }
