@@ -80,6 +80,8 @@ public struct ExportSpec: Equatable, Sendable {
     public var readOnly: Bool
     /// Sent in NBD_INFO_DESCRIPTION and NBD_REP_SERVER when not empty.
     public var description: String
+    /// Copy-on-write or swap, one backend per station (StationOptions.swift); nil for a plain export.
+    public var perStation: PerStation? = nil
 
     public init(name: String, path: String, readOnly: Bool = false, description: String = "") {
         self.name = name
@@ -89,7 +91,7 @@ public struct ExportSpec: Equatable, Sendable {
     }
 
     /// The options that may follow the path, after commas.
-    public static let knownOptions = ["readonly", "ro", "rw", "desc=TEXT (last)"]
+    public static let knownOptions = ["readonly", "ro", "rw"] + StationOptions.names + ["desc=TEXT (last)"]
     /// Longest description accepted: it travels in NBD_INFO_DESCRIPTION and
     /// NBD_REP_SERVER, and nbd-client drops option replies of 4096 bytes or more.
     public static let maxDescription = 1024
@@ -112,6 +114,7 @@ public struct ExportSpec: Equatable, Sendable {
             throw ConfigError("--export '\(text.prefix(40))...': the name is longer than \(Limits.maxString) bytes, the protocol's limit")
         }
         var spec = ExportSpec(name: name, path: path)
+        var stationOptions = StationOptions()
         var options = rest.dropFirst()
         while let option = options.first {
             options = options.dropFirst()
@@ -127,9 +130,11 @@ public struct ExportSpec: Equatable, Sendable {
             case "readonly", "ro": spec.readOnly = true
             case "rw": spec.readOnly = false
             default:
+                if try stationOptions.take(String(option), input: text) { continue }
                 throw ConfigError("--export '\(text)': unknown option '\(option)' after the path; known options: \(knownOptions.joined(separator: ", "))")
             }
         }
+        spec.perStation = try stationOptions.resolve(path: path, readOnly: spec.readOnly, input: text)
         return spec
     }
 }
@@ -172,6 +177,7 @@ public struct ServerConfig: Equatable, Sendable {
             }
             seen.append(e.name)
         }
+        try StationOptions.checkDirectories(exports)
         guard limits.handshakeTimeout > 0 && limits.handshakeTimeout <= 86400 else {
             throw ConfigError("--handshake-timeout \(limits.handshakeTimeout): give the seconds a client may take for the handshake, above 0 and at most 86400, e.g. 30")
         }

@@ -30,6 +30,8 @@ final class Connection: @unchecked Sendable {
     private let limits: ServerLimits
     private let log: Logger
     private var requests = 0
+    /// A per-station export's view for this connection's station (StationExport.swift).
+    private var attached: Export?
 
     init(id: Int, fd: Int32, peer: String, exports: [Export], oldstyle: Bool = false,
          limits: ServerLimits = ServerLimits(), log: Logger) {
@@ -47,18 +49,21 @@ final class Connection: @unchecked Sendable {
     /// Runs the connection to its end. The owner closes the socket afterwards
     /// (under its lock, so a shutdown never reaches a recycled descriptor).
     func run() {
+        defer { attached?.detachStation() }
         if oldstyle {
             // Spec "Oldstyle negotiation": NBDMAGIC, 0x00420281861253, size,
             // 32-bit flags, 124 zeroes, and transmission starts; the client
             // says nothing and gets simple replies only.
-            let e = exports[0].info
+            guard let export = exports[0].attachOldstyle(peer: peer, note: { note($0) }) else { return }
+            if export !== exports[0] { attached = export }
+            let e = export.info
             setSendTimeout(limits.handshakeTimeout)
             guard send(OldstyleGreeting(exportSize: e.size, flags: e.flags).encode()) else { return }
             setSendTimeout(0)
             note("export '\(e.name)' via oldstyle greeting (\(e.size) bytes, flags 0x\(hex(UInt64(e.flags.rawValue))))")
-            transmission(exports[0], Session())
+            transmission(export, Session())
         } else if let (index, session) = handshake() {
-            transmission(exports[index], session)
+            transmission(attached ?? exports[index], session)
         }
     }
 
@@ -89,6 +94,9 @@ final class Connection: @unchecked Sendable {
         var step = machine.receiveClientFlags(flags)
         var lastOption = OptionCode(0)
         while true {
+            if case .transmit(let index) = step.next {
+                (step, attached) = exports[index].admit(step, option: lastOption, requested: machine.selectedName, peer: peer)
+            }
             if let line = step.note { note(line) }
             if !step.send.isEmpty && !send(step.send) { return nil }
             switch step.next {

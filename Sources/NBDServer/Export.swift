@@ -281,7 +281,7 @@ public final class Export: Sendable {
 
     /// Opens the export's file.
     public convenience init(spec: ExportSpec) throws(SysError) {
-        self.init(spec: spec, backend: try FileBackend(path: spec.path, readOnly: spec.readOnly))
+        self.init(spec: spec, backend: try openExportBackend(spec))
     }
 
     /// HAS_FLAGS|SEND_FLUSH|SEND_FUA|SEND_TRIM|SEND_WRITE_ZEROES|SEND_FAST_ZERO|
@@ -297,8 +297,10 @@ public final class Export: Sendable {
     }
 
     public var info: ExportInfo {
-        ExportInfo(name: spec.name, description: spec.description, size: backend.size,
-                   flags: Self.flags(readOnly: spec.readOnly))
+        var info = ExportInfo(name: spec.name, description: spec.description, size: backend.size,
+                               flags: Self.flags(readOnly: spec.readOnly))
+        info.perStation = isPerStation
+        return info
     }
 
     public var gate: GateExport {

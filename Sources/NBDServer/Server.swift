@@ -18,6 +18,7 @@ public enum ServerError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case .export(let spec, let e):
+            if let message = spec.perStationOpenError(e) { return message }
             return "cannot open export '\(spec.name)' file \(spec.path): \(e.errno.description) (\(e.call)); check the PATH in --export NAME=PATH\(spec.readOnly ? "" : ", or add ,readonly if the file is not writable")"
         case .listen(let address, let e):
             let hint = e.errno.rawValue == EADDRINUSE ? "; another server holds this port: stop it or pick another with --listen"
@@ -80,7 +81,7 @@ public final class Server: @unchecked Sendable {
         self.log = log
         for e in opened {
             let description = e.spec.description.isEmpty ? "" : ", \"\(e.spec.description)\""
-            log("export '\(e.spec.name)' \(e.spec.path) (\(e.backend.size) bytes, \(e.spec.readOnly ? "read-only" : "read-write")\(description))")
+            log("export '\(e.spec.name)' \(e.spec.path) (\(e.backend.size) bytes, \(e.mode)\(description))")
         }
         log("listening on \(listener.text)\(config.oldstyle ? " (oldstyle protocol)" : "")")
     }

@@ -10,6 +10,8 @@ public struct ExportInfo: Equatable, Sendable {
     public var description: String
     public var size: UInt64
     public var flags: TransmissionFlags
+    /// A cow or swap export: clients may ask for `NAME@STATION` (StationIdentity.swift).
+    public var perStation = false
 
     public init(name: String, description: String = "", size: UInt64, flags: TransmissionFlags) {
         self.name = name
@@ -80,6 +82,8 @@ public struct ServerHandshake {
     public let exports: [ExportInfo]
     /// The client's flags, once received.
     public private(set) var clientFlags: ClientFlags = []
+    /// The export name the client chose (EXPORT_NAME or GO), e.g. "root@st1".
+    public private(set) var selectedName = ""
     /// What was negotiated so far; final once `.transmit` is returned.
     public private(set) var session = Session()
     /// The export the last SET_META_CONTEXT named, if it selected
@@ -139,8 +143,9 @@ public struct ServerHandshake {
         case .exportName:
             let name = String(decoding: data, as: UTF8.self)
             guard let index = find(name) else {
-                return Step(next: .close(reason: "EXPORT_NAME: no export '\(name)' (\(known)); a server can only close here"))
+                return Step(next: .close(reason: "EXPORT_NAME: \(StationName.noExport(name, in: exports)); a server can only close here"))
             }
+            selectedName = name
             let e = exports[index]
             let reply = ExportNameReply(exportSize: e.size, flags: flags(of: e))
             enterTransmission(index)
@@ -152,8 +157,9 @@ public struct ServerHandshake {
                 return refuse(option, .errInvalid, "\(option.name): \(error.description)")
             }
             guard let index = find(request.name) else {
-                return refuse(option, .errUnknown, "\(option.name): no export '\(request.name)' (\(known))")
+                return refuse(option, .errUnknown, "\(option.name): \(StationName.noExport(request.name, in: exports))")
             }
+            if option == .go { selectedName = request.name }
             let e = exports[index]
             var out = reply(option, .info, Info.export(size: e.size, flags: flags(of: e)).encode())
             out += reply(option, .info, Info.blockSize(minimum: BlockSizes.minimum, preferred: BlockSizes.preferred,
@@ -264,6 +270,7 @@ public struct ServerHandshake {
     /// first export (the default one, as with nbd-server).
     public func find(_ name: String) -> Int? {
         if let i = exports.firstIndex(where: { $0.name == name }) { return i }
+        if let i = StationName.exportIndex(name, in: exports) { return i }
         return name.isEmpty && !exports.isEmpty ? 0 : nil
     }
 

@@ -29,6 +29,6 @@ struct Nbdboot: ParsableCommand {
             Serve root images with `nbdboot serve`; build the stations' initramfs \
             (static init + static nbd-client + kernel modules) with `nbdboot initramfs build`.
             """,
-        subcommands: [ServeCommand.self, InitramfsCommand.self]
+        subcommands: [ServeCommand.self, InitramfsCommand.self, OverlayCommand.self]
     )
 }

@@ -13,6 +13,11 @@ struct ServeCommand: ParsableCommand {
               nbdboot serve --listen 127.0.0.1:10809 \\
                 --export "root=/srv/root.img,readonly,desc=Debian 12 root, shared" \\
                 --export home=/srv/home.img
+            Per station (docs/overlays.md): a copy-on-write overlay over a shared base
+            that is never written, and a swap file; a station asks for NAME@STATION
+            or is known by its IP address; manage them with `nbdboot overlay`:
+              nbdboot serve --export root=/srv/root.img,cow[,overlays=DIR] \\
+                --export swap=/srv/swap,swap,size=512M
             Classic nbd-server form, one export named "" on every IPv4 address
             (or on the host given with --listen HOST):
               nbdboot serve 10809 /srv/root.img
@@ -27,7 +32,7 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Address to listen on: HOST:PORT, [IPV6]:PORT, PORT or unix:PATH (default 0.0.0.0:10809).", valueName: "address"))
     var listen: String?
 
-    @Option(name: .long, help: ArgumentHelp("An export: NAME=PATH, optionally followed by ,readonly and, last, ,desc=TEXT (TEXT runs to the end, commas included; clients see it in NBD_INFO_DESCRIPTION and the export list). Repeatable.", valueName: "name=path[,readonly][,desc=text]"))
+    @Option(name: .long, help: ArgumentHelp("An export: NAME=PATH, optionally followed by ,readonly (or ,cow[,overlays=DIR] for per-station copy-on-write; NAME=DIR,swap,size=N for per-station swap files) and, last, ,desc=TEXT (TEXT runs to the end, commas included; clients see it in NBD_INFO_DESCRIPTION and the export list). Repeatable.", valueName: "name=path[,options][,desc=text]"))
     var export: [String] = []
 
     @Flag(name: .long, help: "Speak the oldstyle protocol (152-byte greeting, no options), as the original nbd-server did and BusyBox's nbd-client without -N expects. Exactly one export.")
