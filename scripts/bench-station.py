@@ -366,7 +366,7 @@ def main():
     s.add_argument("--no-verify", action="store_true")
     s.add_argument("--timeout", type=float, default=300)
     s.add_argument("--interval", type=float, default=0.02)
-    s.add_argument("--connect-timeout", type=float, default=2.0)
+    s.add_argument("--connect-timeout", type=float, default=5.0)
     s.add_argument("--json", required=True)
     i = sub.add_parser("idle")
     i.add_argument("--uri", required=True)
