@@ -1,7 +1,7 @@
 # The four NBD servers that scripts/bench.sh compares, started and stopped
 # the same way every time. Source it (bash); it sets no shell options.
 #
-#   bench_start SERVER PORT IMAGE LOGDIR [MODE]
+#   bench_start SERVER PORT IMAGE LOGDIR [MODE [OVERLAYDIR]]
 #       starts SERVER (nbdboot, nbdkit, nbd-server, qemu-nbd) on
 #       127.0.0.1:PORT serving IMAGE as export "bench", waits (20 s at most)
 #       until `nbdinfo --size` completes a handshake with it, and sets
@@ -9,7 +9,8 @@
 #       that forks one child per client). MODE "storm" serves the export for
 #       boot storms instead: "root", with per-client copy-on-write (nbdboot
 #       `NAME=PATH,cow,overlays=DIR` when this nbdboot has it, nbd-server
-#       `copyonwrite = true`); the overlays go to LOGDIR/overlays.
+#       `copyonwrite = true`); the overlays go to OVERLAYDIR (default
+#       LOGDIR/overlays), emptied first.
 #   bench_stop       stops the server of bench_start (SIGTERM to its PID and
 #                    to every descendant by PID, SIGKILL after 5 s)
 #   bench_stop_all   stops everything this file started (the EXIT trap of
@@ -117,7 +118,7 @@ bench_wait_ready() {
 }
 
 bench_start() {
-  local server=$1 port=$2 image=$3 dir=$4 mode=${5:-fio} log export=bench i pid
+  local server=$1 port=$2 image=$3 dir=$4 mode=${5:-fio} overlays=${6:-$4/overlays} log export=bench i pid
   [ -f "$image" ] || bench_die "image '$image' does not exist"
   mkdir -p "$dir"
   log=$dir/$server.log
@@ -127,8 +128,8 @@ bench_start() {
     nbdboot)
       local spec="$export=$image"
       if [ "$mode" = storm ] && bench_has_cow; then
-        rm -rf "$dir/overlays"; mkdir -p "$dir/overlays"
-        spec="$export=$image,cow,overlays=$dir/overlays"
+        rm -rf "$overlays"; mkdir -p "$overlays"
+        spec="$export=$image,cow,overlays=$overlays"
       fi
       "$NBDBOOT" serve --listen "127.0.0.1:$port" --export "$spec" 2>"$log" &
       pid=$! ;;
@@ -152,9 +153,9 @@ bench_start() {
         echo "  fua = true"
         echo "  trim = true"
         if [ "$mode" = storm ]; then
-          rm -rf "$dir/overlays"; mkdir -p "$dir/overlays"
+          rm -rf "$overlays"; mkdir -p "$overlays"
           echo "  copyonwrite = true"
-          echo "  cowdir = $dir/overlays"
+          echo "  cowdir = $overlays"
         fi
       } >"$conf"
       # Daemonizes: the PID comes from the pidfile, written after the fork.

@@ -277,6 +277,7 @@ def storm(args):
     errors = [s.error for s in stations if s.error]
     times = sorted(s.done_at for s in stations if s.done_at is not None)
     per_station = len(plan(1, reqs, image_size, args.write_mib))
+    first_try = [s.done_at for s in stations if s.done_at is not None and s.retries == 0]
     result = {
         "uri": args.uri, "stations": n, "working_set": args.working_set,
         "requests_per_station": per_station,
@@ -287,6 +288,10 @@ def storm(args):
         "station_s": {"median": round(statistics.median(times), 3), "p90": round(times[int(0.9 * (len(times) - 1))], 3),
                       "max": round(times[-1], 3)} if times else None,
         "finished": len(times), "unfinished": unfinished, "errors": errors[:10], "error_count": len(errors),
+        # The same, counting only the stations that got in at the first
+        # attempt: the server's own speed, without the reconnect model.
+        "time_to_last_first_try_s": round(max(first_try), 3) if first_try else None,
+        "first_try_stations": len(first_try),
         "connect_timeout_s": args.connect_timeout,
         "connect_retries": sum(s.retries for s in stations),
         "stations_that_retried": sum(1 for s in stations if s.retries),

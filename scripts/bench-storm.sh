@@ -14,6 +14,7 @@
 #              do not verify, since they overwrite each other).
 #   nbd-server copyonwrite = true, cowdir = DIR (a diff file per connection,
 #              a process per client), export "root".
+# The overlay directory is in tmpfs ($work, beside the base), emptied per run.
 # and N stations run scripts/bench-station.py storm (BENCH_STORM_WRITE_MIB
 # MiB of writes each, default 4; bounded by BENCH_STORM_TIMEOUT s, default
 # 300; a station that gets no NBD greeting within BENCH_STORM_CONNECT_TIMEOUT
@@ -61,7 +62,8 @@ storm_main() {
           uri="nbd://127.0.0.1:$port/root@st{n}"
         fi
       fi
-      bench_start "$server" "$port" "$image" "$out/logs/storm-round$round-$server" storm
+      # Overlays in tmpfs beside the base, like the images of the fio part.
+      bench_start "$server" "$port" "$image" "$out/logs/storm-round$round-$server" storm "$work/overlays"
       raw=$out/storm/round$round-$server.json
       printf 'bench: storm round %d %-10s ' "$round" "$server" >&2
       if ! timeout -k 5 $((limit + 30)) "$PY" scripts/bench-station.py storm --uri "$uri" --stations "$n" \
@@ -71,9 +73,9 @@ storm_main() {
         storm_status=1
       fi
       # Allocated bytes (the data files are sparse, of the base's size).
-      du -s -B1 "$out/logs/storm-round$round-$server/overlays" 2>/dev/null | cut -f1 >"$raw.overlay-bytes" || true
+      du -s -B1 "$work/overlays" 2>/dev/null | cut -f1 >"$raw.overlay-bytes" || true
       bench_stop
-      rm -rf "$out/logs/storm-round$round-$server/overlays" "$work/plain.img"
+      rm -rf "$work/overlays" "$work/plain.img"
     done
   done
 
@@ -83,12 +85,12 @@ storm_main() {
     if [ "$server" = nbdboot ]; then
       if [ -n "$cow_note" ]; then image=$work/plain.img; cp "$base" "$image"; else uri="nbd://127.0.0.1:$port/root@st{n}"; fi
     fi
-    bench_start "$server" "$port" "$image" "$out/logs/idle-$server" storm
+    bench_start "$server" "$port" "$image" "$out/logs/idle-$server" storm "$work/overlays"
     printf 'bench: idle %-10s ' "$server" >&2
     timeout -k 5 150 "$PY" scripts/bench-station.py idle --uri "$uri" --connections "$n" \
       --server-pid "$BENCH_SERVER_PID" --timeout 120 --json "$out/storm/idle-$server.json" >&2 || storm_status=1
     bench_stop
-    rm -rf "$out/logs/idle-$server/overlays" "$work/plain.img"
+    rm -rf "$work/overlays" "$work/plain.img"
   done
 
   "$PY" - "$out" "$n" "$rounds" "$write_mib" "$cow_note" "$connect_timeout" <<'EOF'
@@ -136,15 +138,22 @@ with open(os.path.join(out, "storm.json"), "w") as f:
 def cell_t(s):
     t = s["time_to_last_s_median"]
     return "failed" if t is None else f"{t:.2f} s (" + " / ".join(f"{x:.2f}" for x in s["time_to_last_s_all"]) + ")"
+def cell_first(s):
+    t = [x.get("time_to_last_first_try_s") for x in s["runs"]]
+    if not t or any(v is None for v in t):
+        return "-"
+    return f"{statistics.median(t):.2f} s (" + " / ".join(f"{v:.2f}" for v in t) + ")"
 def cell_idle(s, key):
     i = s["idle"]
     return "-" if not i else f"{i[key] / 1024:.0f} KiB"
 rows = [
     ("time until the last station is done (median; rounds)", cell_t(a), cell_t(b)),
+    ("the same, counting only stations that connected at the first attempt (median; rounds)",
+     *[cell_first(s) for s in (a, b)]),
     ("server peak memory: sum RSS of its processes (sampled every 20 ms)", f"{a['peak_rss_mib_max']:.1f} MiB", f"{b['peak_rss_mib_max']:.1f} MiB"),
     ("server peak memory: sum of each process's VmHWM", f"{a['sum_vmhwm_mib_max']:.1f} MiB", f"{b['sum_vmhwm_mib_max']:.1f} MiB"),
     ("server peak memory: sum PSS (every 5th sample)", f"{a['peak_pss_mib_max']:.1f} MiB", f"{b['peak_pss_mib_max']:.1f} MiB"),
-    (f"stations that had to reconnect (no greeting within {connect_timeout:g} s) / reconnects",
+    (f"stations that had to reconnect (no greeting within {connect_timeout:g} s) / reconnects, all rounds together",
      *[" / ".join(str(sum(x.get(k, 0) for x in s["runs"])) for k in ("stations_that_retried", "connect_retries")) for s in (a, b)]),
     ("per-station time, median of the rounds' medians",
      *[("-" if not s["runs"] or not all(x.get("station_s") for x in s["runs"]) else
