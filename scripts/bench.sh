@@ -32,7 +32,8 @@
 # the results folder: results.json, table.md, chart.png, raw/ (every fio JSON),
 # logs/ (server logs), machine.txt (uptime before/after, versions).
 # Every server is stopped by PID on every exit path; every fio run is bounded
-# by `timeout`. Exit status: 0 when every run completed, 1 otherwise.
+# by `timeout`. Exit status: 0 when every run completed, 1 otherwise, 2 for
+# a bad argument or setting (checked before anything starts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -47,6 +48,17 @@ while [ $# -gt 0 ]; do
     -h|--help) sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument '$1' (use --storm [N], --servers LIST, --help)" >&2; exit 2 ;;
   esac
+done
+
+usage_error() { echo "bench.sh: $*" >&2; exit 2; }
+if [ -n "$storm" ]; then
+  [ "$storm" -ge 1 ] && [ "$storm" -le 256 ] || usage_error "--storm $storm: the number of stations must be 1-256"
+fi
+for s in $servers_arg; do
+  case $s in nbdboot|nbdkit|nbd-server|qemu-nbd) ;; *) usage_error "--servers: unknown server '$s' (nbdboot nbdkit nbd-server qemu-nbd)" ;; esac
+done
+for v in BENCH_ROUNDS BENCH_RUNTIME BENCH_RAMP BENCH_STORM_ROUNDS BENCH_STORM_WRITE_MIB BENCH_STORM_TIMEOUT BENCH_STORM_CONNECT_TIMEOUT; do
+  [ -z "${!v:-}" ] || [[ ${!v} =~ ^[0-9]+$ ]] || usage_error "$v '${!v}' is not a whole number"
 done
 
 . scripts/bench-servers.sh
@@ -99,7 +111,6 @@ machine_note "before"
 } >>"$out/machine.txt"
 
 if [ -n "$storm" ]; then
-  [ "$storm" -ge 1 ] && [ "$storm" -le 256 ] || bench_die "--storm $storm: the number of stations must be 1-256"
   . scripts/bench-storm.sh
   storm_main "$storm"
   machine_note "after"

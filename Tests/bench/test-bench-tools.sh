@@ -112,4 +112,12 @@ set +e
 out=$(scripts/bench.sh --bogus 2>&1); rc=$?
 set -e
 [ "$rc" = 2 ] && [[ $out == *"unknown argument '--bogus'"* ]] || fail "bench.sh --bogus: exit $rc, '$out'"
+set +e
+out=$(scripts/bench.sh --storm 300 2>&1); rc=$?
+set -e
+[ "$rc" = 2 ] && [[ $out == *"must be 1-256"* ]] || fail "bench.sh --storm 300: exit $rc, '$out'"
+set +e
+out=$(BENCH_RUNTIME=5s scripts/bench.sh 2>&1); rc=$?
+set -e
+[ "$rc" = 2 ] && [[ $out == *"BENCH_RUNTIME '5s' is not a whole number"* ]] || fail "BENCH_RUNTIME=5s: exit $rc, '$out'"
 echo "PASS: bench harness tools (working set, station plan, report, command line)"
