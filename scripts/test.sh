@@ -3,6 +3,7 @@
 # all: each Swift test case, and each end-to-end script (Tests/e2e/*.sh with
 # real peers, Tests/vm/*.sh with QEMU stations).
 #   scripts/test.sh [--only unit|e2e|vm] [--filter SUBSTRING]
+# (--only e2e also runs Tests/bench/test-*.sh, the benchmark tools' self-test.)
 # An end-to-end script passes when it exits 0; its output goes to a log that is
 # printed when it fails.
 set -uo pipefail
@@ -51,7 +52,10 @@ run_scripts() {
     fi
   done
 }
-if [ -z "$only" ] || [ "$only" = e2e ]; then echo "== end-to-end with real peers"; run_scripts e2e; fi
+if [ -z "$only" ] || [ "$only" = e2e ]; then
+  echo "== end-to-end with real peers"; run_scripts e2e
+  echo "== benchmark tools (no server)"; run_scripts bench
+fi
 if [ -z "$only" ] || [ "$only" = vm ]; then echo "== QEMU stations"; run_scripts vm; fi
 
 [ ${#failures[@]} -gt 0 ] && { echo "failed:"; printf '  %s\n' "${failures[@]}"; }
