@@ -74,8 +74,46 @@ public struct FileDescriptor: Equatable, Sendable {
     }
 }
 
+extension FileDescriptor {
+    /// pread(2) at `offset` until `buffer` is full or the file ends, retrying
+    /// EINTR and short reads. Returns how many bytes were read: fewer than
+    /// `buffer.count` only at the end of the file. `subject` (a path) goes
+    /// into the error.
+    public func readFully(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64, subject: String = "") throws(SysError) -> Int {
+        var done = 0
+        while done < buffer.count {
+            let n = CShims_pread(rawValue, buffer.baseAddress! + done, buffer.count - done, Int64(offset) + Int64(done))
+            if n < 0 {
+                let e = Errno.current
+                if e == .interrupted { continue }
+                throw SysError("pread", e, subject)
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    /// pwrite(2) of every byte of `bytes` at `offset`, retrying EINTR and
+    /// short writes.
+    public func writeFully(_ bytes: UnsafeRawBufferPointer, at offset: UInt64, subject: String = "") throws(SysError) {
+        var done = 0
+        while done < bytes.count {
+            let n = CShims_pwrite(rawValue, bytes.baseAddress! + done, bytes.count - done, Int64(offset) + Int64(done))
+            if n < 0 {
+                let e = Errno.current
+                if e == .interrupted { continue }
+                throw SysError("pwrite", e, subject)
+            }
+            done += n
+        }
+    }
+}
+
 // read/write/close are also names of Swift methods above; these aliases keep
 // the C calls unambiguous.
 @inline(__always) func CShims_read(_ fd: Int32, _ p: UnsafeMutableRawPointer?, _ n: Int) -> Int { read(fd, p, n) }
 @inline(__always) func CShims_write(_ fd: Int32, _ p: UnsafeRawPointer?, _ n: Int) -> Int { write(fd, p, n) }
+@inline(__always) func CShims_pread(_ fd: Int32, _ p: UnsafeMutableRawPointer?, _ n: Int, _ o: Int64) -> Int { pread(fd, p, n, off_t(o)) }
+@inline(__always) func CShims_pwrite(_ fd: Int32, _ p: UnsafeRawPointer?, _ n: Int, _ o: Int64) -> Int { pwrite(fd, p, n, off_t(o)) }
 @inline(__always) func CShims_close(_ fd: Int32) -> Int32 { close(fd) }

@@ -162,31 +162,13 @@ public final class FileBackend: BlockBackend {
     }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(SysError) {
-        var done = 0
-        while done < buffer.count {
-            let n = Glibc.pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
-            if n < 0 {
-                let e = Errno.current
-                if e == .interrupted { continue }
-                throw SysError("pread", e, path)
-            }
-            // The file shrank under us: the client must not get stale bytes.
-            if n == 0 { throw SysError("pread", Errno(EIO), "\(path) (file shorter than the export size)") }
-            done += n
-        }
+        let n = try FileDescriptor(fd).readFully(into: buffer, at: offset, subject: path)
+        // The file shrank under us: the client must not get stale bytes.
+        if n < buffer.count { throw SysError("pread", Errno(EIO), "\(path) (file shorter than the export size)") }
     }
 
     public func write(_ data: UnsafeRawBufferPointer, at offset: UInt64) throws(SysError) {
-        var done = 0
-        while done < data.count {
-            let n = Glibc.pwrite(fd, data.baseAddress! + done, data.count - done, off_t(offset) + off_t(done))
-            if n < 0 {
-                let e = Errno.current
-                if e == .interrupted { continue }
-                throw SysError("pwrite", e, path)
-            }
-            done += n
-        }
+        try FileDescriptor(fd).writeFully(data, at: offset, subject: path)
     }
 
     public func flush() throws(SysError) {

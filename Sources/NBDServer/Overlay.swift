@@ -358,19 +358,10 @@ public final class Overlay: BlockBackend, @unchecked Sendable {
     }
 
     static func preadFully(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, at offset: UInt64, path: String) throws(SysError) {
-        var done = 0
-        while done < buffer.count {
-            let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SysError("pread", Errno.current, path)
-            }
-            if n == 0 {
-                // Past the end of a data file that is short: reads as a hole.
-                UnsafeMutableRawBufferPointer(rebasing: buffer[done...]).initializeMemory(as: UInt8.self, repeating: 0)
-                return
-            }
-            done += n
+        let n = try FileDescriptor(fd).readFully(into: buffer, at: offset, subject: path)
+        // Past the end of a data file that is short: reads as a hole.
+        if n < buffer.count {
+            UnsafeMutableRawBufferPointer(rebasing: buffer[n...]).initializeMemory(as: UInt8.self, repeating: 0)
         }
     }
 
@@ -384,15 +375,7 @@ public final class Overlay: BlockBackend, @unchecked Sendable {
     }
 
     static func pwriteFully(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, path: String) throws(SysError) {
-        var done = 0
-        while done < bytes.count {
-            let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SysError("pwrite", Errno.current, path)
-            }
-            done += n
-        }
+        try FileDescriptor(fd).writeFully(bytes, at: offset, subject: path)
     }
 }
 
