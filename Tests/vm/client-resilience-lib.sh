@@ -142,7 +142,8 @@ resil_kill_server() {
 }
 
 # resil_run INITRD EXPORT: boots the station, runs the kill/restart cycles
-# and waits for it to power off. Sets RESIL_LOG (console) and RESIL_CYCLES_DONE.
+# and waits for it to power off. Sets RESIL_LOG (console), RESIL_CYCLES_DONE and
+# RESIL_FIRST_KILL_AFTER (the last file written when the server was first killed).
 # The station stops on its own in "fail" mode once the kernel reports errors.
 resil_run() {
   local initrd=$1 export=$2 mode=$3 done_port qpid cycle before t0 lpid i
@@ -162,6 +163,7 @@ resil_run() {
     sleep 4
     kill -0 "$qpid" 2>/dev/null || break
     before=$(resil_last_written "$RESIL_LOG")
+    [ "$cycle" -eq 1 ] && RESIL_FIRST_KILL_AFTER=$before
     cp "$VM_SERVER_LOG" "$VM_WORK/server-run$cycle.log"
     resil_kill_server
     vm_log "cycle $cycle: server killed (SIGKILL) after file $before; down for $RESIL_DOWN s"
