@@ -122,6 +122,10 @@ enum Tool {
         defer { try? outHandle.close(); try? errHandle.close(); if stdin != nil { try? inHandle.close() } }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
+        // Compressors only use pipes: start them in / so that a caller whose
+        // working directory they may not enter (another user's, 0700) can
+        // still run them (Process chdirs into the cwd before exec).
+        p.currentDirectoryURL = URL(fileURLWithPath: "/")
         p.arguments = Array(command.dropFirst())
         p.standardInput = inHandle
         p.standardOutput = outHandle
