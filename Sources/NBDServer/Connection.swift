@@ -1,10 +1,9 @@
 // One client connection, on its own thread: the handshake (bytes in, the
 // ServerHandshake state machine decides, bytes out), then the transmission
-// reader loop. The reader decodes each 28-byte request, reads a WRITE's
-// payload (always, even for a request it then refuses, or the stream would
-// lose its framing), asks RequestGate, and either replies the error itself or
-// hands the job to the connection's WorkQueue. DISC, end of stream or a bad
-// request magic end the loop; in-flight requests are finished before close.
+// phase, which this thread runs with the helpers TransmissionPool starts:
+// requests are read through RequestReader, checked by RequestGate, executed
+// by Executor. DISC, end of stream or a bad request magic end it; requests
+// already taken are finished before the connection closes.
 import Glibc
 import LinuxSys
 import NBDWire
@@ -36,7 +35,6 @@ final class Connection: @unchecked Sendable {
     private let oldstyle: Bool
     private let limits: ServerLimits
     private let log: Logger
-    private var requests = 0
     /// A per-station export's view for this connection's station (StationExport.swift).
     private var attached: Export?
 
@@ -146,39 +144,16 @@ final class Connection: @unchecked Sendable {
         let sender = ReplySender(fd: fd, structured: session.structuredReplies)
         let executor = Executor(export: export, sender: sender, session: session,
                                 log: Logger { [id, log] in log("conn \(id): \($0)") })
-        let queue = WorkQueue(log: log) { executor.run($0) }
         let gate = export.gate
-        var ending = "client closed the connection without DISC"
-        while true {
-            guard let raw = readExactly(Request.size, nil) else { break }
-            let request: Request
-            do { request = try Request.decode(raw) } catch {
-                ending = "\(error.description); closing this connection"
-                break
-            }
-            requests += 1
-            if request.command == .disc {
-                ending = "DISC"
-                break
-            }
-            let rejection = RequestGate.check(request, on: gate, session: session)
-            var payload: [UInt8] = []
-            if request.command == .write {
-                if rejection != nil {
-                    guard drain(UInt64(request.length)) else { break }
-                } else {
-                    guard let data = readPayload(Int(request.length)) else { break }
-                    payload = data
-                }
-            }
-            if let rejection {
+        let pool = TransmissionPool(
+            reader: RequestReader(fd: fd), log: Logger { [id, log] in log("conn \(id): \($0)") },
+            admit: { RequestGate.check($0, on: gate, session: session) },
+            refuse: { [self] request, rejection in
                 note("\(describe(request)): \(rejection.error.name) (\(rejection.reason))")
-                guard sender.fail(rejection.error, cookie: request.cookie, message: rejection.reason) else { break }
-                continue
-            }
-            queue.submit(Job(request: request, payload: payload))
-        }
-        queue.drainAndStop()
+                sender.fail(rejection.error, cookie: request.cookie, message: rejection.reason)
+            },
+            execute: { executor.run($0) })
+        let (ending, requests) = pool.run()
         note("\(ending) after \(requests) requests, closed")
     }
 
@@ -222,65 +197,6 @@ final class Connection: @unchecked Sendable {
     private func setSendTimeout(_ seconds: Double) {
         var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - Double(Int(seconds))) * 1e6))
         _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    }
-
-    /// Reads exactly `count` bytes; nil (logged when `what` is given and it is
-    /// not a plain end of stream) when the peer is gone.
-    private func readExactly(_ count: Int, _ what: String?) -> [UInt8]? {
-        do {
-            let got = try FileDescriptor(fd).read(exactly: count)
-            if got == nil, let what { note("client closed the connection while the server waited for \(what)") }
-            return got
-        } catch {
-            note("reading \(what ?? "a request"): \(error.errno.description)")
-            return nil
-        }
-    }
-
-    /// Reads a WRITE payload of `count` bytes into an array whose memory is
-    /// allocated but not touched beforehand (unsafeUninitializedCapacity),
-    /// so the pages that become resident are the ones the client really
-    /// sent: a client that announces 64 MiB and stalls costs what it sent,
-    /// not 64 MiB. Nil (logged) when the peer is gone.
-    private func readPayload(_ count: Int) -> [UInt8]? {
-        var failure: String?
-        let data = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-            var done = 0
-            while done < count {
-                let n = Glibc.read(fd, buffer.baseAddress! + done, count - done)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 {
-                    failure = n == 0 ? "client closed the connection inside a WRITE payload (\(done) of \(count) bytes)"
-                        : "reading a WRITE payload: \(Errno.current.description)"
-                    break
-                }
-                done += n
-            }
-            initialized = done
-        }
-        if let failure {
-            note(failure)
-            return nil
-        }
-        return data
-    }
-
-    /// Reads and drops `count` payload bytes of a refused WRITE, 1 MiB at a time.
-    private func drain(_ count: UInt64) -> Bool {
-        var left = count
-        let chunk = 1 << 20
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
-        defer { buffer.deallocate() }
-        while left > 0 {
-            let n = Glibc.read(fd, buffer.baseAddress!, Int(min(UInt64(chunk), left)))
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 {
-                note("client closed the connection inside a WRITE payload")
-                return false
-            }
-            left -= UInt64(n)
-        }
-        return true
     }
 
     private func send(_ bytes: [UInt8]) -> Bool {

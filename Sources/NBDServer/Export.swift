@@ -38,6 +38,10 @@ public protocol BlockBackend: AnyObject, Sendable {
     /// tmpfs walks the page cache up to the next hole: milliseconds per READ
     /// on a dense image).
     var mayHaveHoles: Bool { get }
+    /// A descriptor whose bytes at an offset are the export's at the same
+    /// offset, for sendfile(2) (READ replies straight from the page cache to
+    /// the socket); nil when the bytes must be assembled (overlays).
+    var sendfileSource: Int32? { get }
 }
 
 /// A run of bytes with one allocation state.
@@ -59,6 +63,7 @@ public struct Extent: Equatable, Sendable {
 
 extension BlockBackend {
     public var mayHaveHoles: Bool { true }
+    public var sendfileSource: Int32? { nil }
 
     /// A backend that cannot tell holes from data reports data, the answer
     /// the spec calls always safe.
@@ -118,6 +123,7 @@ public final class FileBackend: BlockBackend {
     /// then come as data chunks of zeroes, which the spec always allows.
     private let sparse: Atomic<Bool>
     public var mayHaveHoles: Bool { sparse.load(ordering: .relaxed) }
+    public var sendfileSource: Int32? { fd }
 
     /// Opens `path` read-write, or read-only when `readOnly`. The size is the
     /// file's (fstat) or, for a block device, the device's (lseek SEEK_END);

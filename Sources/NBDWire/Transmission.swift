@@ -31,17 +31,24 @@ public struct Request: Equatable {
     /// Decodes a header. A bad magic means the stream cannot be resynchronised:
     /// the caller closes the connection.
     public static func decode(_ bytes: [UInt8]) throws(WireError) -> Request {
-        var r = ByteReader(bytes)
-        let magic = try r.u32()
+        try bytes.withUnsafeBytes { raw in Result { () throws(WireError) in try decode(raw) } }.get()
+    }
+
+    /// Decodes a header from the first `Request.size` bytes of `raw` without
+    /// copying them (the server's buffered reader). Same checks as above.
+    public static func decode(_ raw: UnsafeRawBufferPointer) throws(WireError) -> Request {
+        guard raw.count >= size else { throw .short(needed: size, available: raw.count) }
+        func be<T: FixedWidthInteger>(_ at: Int, _: T.Type) -> T {
+            var v: T = 0
+            for i in 0..<MemoryLayout<T>.size { v = v << 8 | T(raw[at + i]) }
+            return v
+        }
+        let magic = be(0, UInt32.self)
         guard magic == Magic.request else {
             throw .badMagic(field: "request", expected: UInt64(Magic.request), found: UInt64(magic))
         }
-        let flags = CommandFlags(rawValue: try r.u16())
-        let command = Command(try r.u16())
-        let cookie = try r.u64()
-        let offset = try r.u64()
-        let length = try r.u32()
-        return Request(command: command, flags: flags, cookie: cookie, offset: offset, length: length)
+        return Request(command: Command(be(6, UInt16.self)), flags: CommandFlags(rawValue: be(4, UInt16.self)),
+                       cookie: be(8, UInt64.self), offset: be(16, UInt64.self), length: be(24, UInt32.self))
     }
 
     /// True when `offset + length` stays within `size` (and does not overflow).

@@ -189,6 +189,27 @@ final class ServerTests: XCTestCase {
         }
     }
 
+    func testLargeSimpleReadsComeWholeAndInFraming() throws {
+        // Simple replies of at least Executor.sendfileMinimum bytes go out
+        // with sendfile(2), small ones from a buffer: pipelined together, at
+        // odd offsets, each must carry exactly its bytes.
+        let c = try TestClient.connect(socketPath, export: "rw")
+        defer { c.close() }
+        let pattern = (0..<(512 << 10)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) }
+        XCTAssertEqual(try c.roundTrip(Request(command: .write, cookie: 1, offset: 0, length: UInt32(pattern.count)), payload: pattern).0, .ok)
+        let reads: [(cookie: UInt64, offset: Int, length: Int)] = [(10, 4097, 256 << 10), (11, 3, 5), (12, 0, 512 << 10), (13, 1000, 65536)]
+        try c.fd.sendAll(reads.flatMap { Request(command: .read, cookie: $0.cookie, offset: UInt64($0.offset), length: UInt32($0.length)).encode() })
+        var seen: [UInt64] = []
+        for _ in reads {
+            let (reply, data) = try XCTUnwrap(try c.reply(dataLength: { cookie in reads.first { $0.cookie == cookie }?.length ?? 0 }))
+            let r = try XCTUnwrap(reads.first { $0.cookie == reply.cookie })
+            XCTAssertEqual(reply.error, .ok)
+            XCTAssertEqual(data, Array(pattern[r.offset..<(r.offset + r.length)]), "cookie \(r.cookie)")
+            seen.append(reply.cookie)
+        }
+        XCTAssertEqual(seen.sorted(), [10, 11, 12, 13])
+    }
+
     func testBadMagicClosesOnlyThatConnection() throws {
         let good = try TestClient.connect(socketPath, export: "rw")
         defer { good.close() }

@@ -56,6 +56,33 @@ final class StructuredReplyServerTests: XCTestCase {
         }
     }
 
+    func testLargeDataChunksComeStraightFromTheFile() throws {
+        // READs of at least Executor.sendfileMinimum whose answer is one data
+        // chunk (DF, or a range with no hole) go out with sendfile(2): the
+        // chunk header and the bytes must still be exactly right, pipelined.
+        let c = try RawClient.connect(fixture.socketPath, export: "sparse")
+        defer { c.close() }
+        let requests = [
+            Request(command: .read, flags: .df, cookie: 1, offset: 0, length: UInt32(size)),
+            Request(command: .read, cookie: 2, offset: 65536, length: Executor.sendfileMinimum),
+            Request(command: .read, flags: .df, cookie: 3, offset: 65535, length: 65538),
+            Request(command: .read, cookie: 4, offset: 524288, length: 16),
+        ]
+        try c.fd.sendAll(requests.flatMap { $0.encode() })
+        var seen: [UInt64] = []
+        for _ in requests {
+            let reply = try c.reply()
+            let cookie = try XCTUnwrap(reply.chunks.first?.header.cookie)
+            let r = try XCTUnwrap(requests.first { $0.cookie == cookie })
+            seen.append(cookie)
+            if r.flags.contains(.df) || r.cookie == 2 {
+                XCTAssertEqual(reply.chunks.count, 1, "cookie \(cookie): one OFFSET_DATA chunk")
+            }
+            XCTAssertEqual(assemble(reply, offset: r.offset, length: Int(r.length)), expected(Int(r.offset), Int(r.length)), "cookie \(cookie)")
+        }
+        XCTAssertEqual(seen.sorted(), [1, 2, 3, 4])
+    }
+
     func testStructuredReadUsesHoleAndDataChunks() throws {
         let c = try RawClient.connect(fixture.socketPath, export: "sparse")
         defer { c.close() }

@@ -28,6 +28,15 @@ final class TransmissionTests: XCTestCase {
         XCTAssertEqual(r.length, 512)
     }
 
+    func testRequestDecodesInPlaceFromALongerBuffer() throws {
+        // The server decodes from its receive buffer, where the next request's
+        // bytes may follow: only the first 28 count.
+        let stream = writeVector + [0x25, 0x60, 0x95, 0x13, 0xff]
+        let r = try stream.withUnsafeBytes { try Request.decode($0) }
+        XCTAssertEqual(r, Request(command: .write, flags: .fua, cookie: 0x0102_0304_0506_0708, offset: 4096, length: 512))
+        XCTAssertThrowsError(try Array(writeVector[0..<27]).withUnsafeBytes { try Request.decode($0) })
+    }
+
     func testKernelViewOfTypeField() throws {
         // The kernel writes one u32 "type" = command | flags << 16; FUA is 1 << 16.
         var w = ByteWriter()

@@ -1,10 +1,7 @@
-// Transmission-phase execution: the reader thread (Connection.swift) decodes
-// and validates requests and queues them here; a small pool of worker threads
-// per connection runs them on the backend and sends each reply whole, header
-// and data in one buffer, under the connection's send lock (ReplySender).
-// Replies may go out in any order (spec "Ordering of messages and writes");
-// FLUSH is fdatasync of the shared file, so it covers every write that was
-// already replied to, on this connection or any other.
+// Executes one validated request on the export's backend and sends its
+// reply whole, header and data in one buffer (ReplySender). FLUSH is
+// fdatasync of the shared file, so it covers every write that was already
+// replied to, on this connection or any other.
 import Glibc
 import LinuxSys
 import NBDWire
@@ -14,188 +11,12 @@ struct Job {
     var request: Request
     var payload: [UInt8]
 
-    /// Bytes of memory the job holds until it is replied to: a WRITE's
+    /// Bytes of memory a request holds until it is replied to: a WRITE's
     /// payload, or the buffer a READ's reply is built in (its length; the
-    /// chunk headers are small). WorkQueue budgets by this.
-    var memory: Int { request.command == .read ? Int(request.length) : payload.count }
-}
-
-/// Serialises replies on one socket: one send lock, send(2) with MSG_NOSIGNAL.
-/// After the first failure (peer gone) it shuts the socket down, so the
-/// reader's read(2) returns and the connection winds down.
-final class ReplySender: @unchecked Sendable {
-    let fd: Int32
-    /// Structured replies were negotiated: errors go out as ERROR chunks.
-    let structured: Bool
-    private let monitor = Monitor()
-    private var failed = false
-
-    init(fd: Int32, structured: Bool = false) {
-        self.fd = fd
-        self.structured = structured
-    }
-
-    /// Sends `bytes` whole; false once the connection is broken.
-    @discardableResult
-    func send(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        monitor.locked {
-            if failed { return false }
-            var done = 0
-            while done < bytes.count {
-                let n = Glibc.send(fd, bytes.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL))
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 {
-                    failed = true
-                    shutdown(fd, Int32(SHUT_RDWR))
-                    return false
-                }
-                done += n
-            }
-            return true
-        }
-    }
-
-    @discardableResult
-    func send(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBytes { send($0) } }
-
-    /// A simple reply with no data: every success without payload, in both
-    /// modes (the spec lets payload-less replies stay simple), and every
-    /// error of a client that did not negotiate structured replies.
-    @discardableResult
-    func reply(_ error: NBDErrno, cookie: UInt64) -> Bool {
-        send(SimpleReply(error: error, cookie: cookie).encode())
-    }
-
-    /// An error: with structured replies an ERROR chunk (ERROR_OFFSET when
-    /// `offset` is known) carrying `message`, else a simple reply.
-    @discardableResult
-    func fail(_ error: NBDErrno, cookie: UInt64, message: String, offset: UInt64? = nil) -> Bool {
-        if structured {
-            return send(Chunk.error(cookie: cookie, error, message: message, offset: offset))
-        }
-        return reply(error, cookie: cookie)
-    }
-}
-
-/// Runs jobs of one connection on up to `maxWorkers` threads, started on
-/// demand. `submit` blocks the reader when `maxJobs` requests, or jobs
-/// holding `maxBytes` of memory (WRITE payloads and READ reply buffers,
-/// `Job.memory`), are queued or running. A connection so holds at most
-/// `maxBytes` plus the one request its reader is taking in (at most
-/// BlockSizes.servedPayload): a client that pipelines big READs and never
-/// reads the replies stalls itself, not the server.
-final class WorkQueue: @unchecked Sendable {
-    static let maxWorkers = 8
-    static let maxJobs = 128
-    static let maxBytes = 128 << 20
-
-    /// Guards the fields below. `monitor`'s own condition means "progress"
-    /// (a job finished, a worker left) and wakes the reader and the drainer;
-    /// `workReady` wakes one idle worker per queued job.
-    private let monitor = Monitor()
-    private let workReady = Condition()
-    private var jobs: [Job] = []
-    private var head = 0
-    private var inFlight = 0
-    private var inFlightBytes = 0
-    private var workers = 0
-    private var idle = 0
-    private var stopping = false
-    private let execute: @Sendable (Job) -> Void
-    private let log: Logger
-
-    init(log: Logger, execute: @escaping @Sendable (Job) -> Void) {
-        self.log = log
-        self.execute = execute
-    }
-
-    /// Queues a job; if the pool cannot grow (no thread), runs it right here.
-    func submit(_ job: Job) {
-        let bytes = job.memory
-        let spawn: Bool = monitor.locked {
-            while inFlight >= Self.maxJobs || (inFlight > 0 && inFlightBytes + bytes > Self.maxBytes) {
-                monitor.wait()
-            }
-            jobs.append(job)
-            inFlight += 1
-            inFlightBytes += bytes
-            workReady.signal()
-            // More queued jobs than idle workers: grow the pool.
-            if jobs.count - head > idle && workers < Self.maxWorkers {
-                workers += 1
-                return true
-            }
-            return false
-        }
-        if spawn {
-            do {
-                try startThread("worker") { [self] in work() }
-            } catch {
-                log("cannot start a worker thread (\(error.description)); running requests on the reader")
-                let job: Job? = monitor.locked {
-                    workers -= 1
-                    return pop()
-                }
-                if let job {
-                    execute(job)
-                    monitor.locked { done(job) }
-                }
-            }
-        }
-    }
-
-    /// Waits until every queued job has been replied to, then stops the workers.
-    func drainAndStop() {
-        monitor.locked {
-            while inFlight > 0 { monitor.wait() }
-            stopping = true
-            workReady.broadcast()
-            while workers > 0 { monitor.wait() }
-        }
-    }
-
-    /// The oldest queued job, if any. Call with the monitor held.
-    private func pop() -> Job? {
-        guard head < jobs.count else { return nil }
-        let job = jobs[head]
-        head += 1
-        if head == jobs.count || head > 1024 {
-            jobs.removeFirst(head)
-            head = 0
-        }
-        return job
-    }
-
-    /// Accounts for a finished job. Call with the monitor held.
-    private func done(_ job: Job) {
-        inFlight -= 1
-        inFlightBytes -= job.memory
-        monitor.broadcast()
-    }
-
-    /// A worker: take a job, run it, account for it and take the next in the
-    /// same critical section; leave when stopping and nothing is queued.
-    private func work() {
-        var finished: Job? = nil
-        while true {
-            let next: Job? = monitor.locked {
-                if let finished { done(finished) }
-                while true {
-                    if let job = pop() { return job }
-                    if stopping { return nil }
-                    idle += 1
-                    workReady.wait(monitor)
-                    idle -= 1
-                }
-            }
-            guard let job = next else { break }
-            execute(job)
-            finished = job
-        }
-        monitor.locked {
-            workers -= 1
-            monitor.broadcast()
-        }
+    /// chunk headers are small). TransmissionPool budgets by this, before
+    /// the memory is taken.
+    static func memory(of request: Request) -> Int {
+        request.command == .read || request.command == .write ? Int(request.length) : 0
     }
 }
 
@@ -310,6 +131,10 @@ struct Executor: Sendable {
                 if covered < length { appendExtent(.data(length - covered), to: &extents) }
             }
         }
+        if extents.count == 1, !extents[0].isHole, let file = sendfileSource(for: r) {
+            let header = Chunk.offsetDataHeader(cookie: r.cookie, offset: r.offset, dataLength: Int(r.length), done: true)
+            return sendFromFile(r, header, file)
+        }
         var total = 0
         for e in extents { total += ChunkHeader.size + (e.isHole ? 12 : 8 + Int(e.length)) }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: total, alignment: 16)
@@ -341,6 +166,9 @@ struct Executor: Sendable {
     /// READ: one buffer holds the 16-byte reply header and the data, so the
     /// reply leaves in one send(2) and never interleaves with another.
     private func read(_ r: Request) {
+        if let file = sendfileSource(for: r) {
+            return sendFromFile(r, SimpleReply(error: .ok, cookie: r.cookie).encode(), file)
+        }
         let header = SimpleReply.size
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: header + Int(r.length), alignment: 16)
         defer { buffer.deallocate() }
@@ -353,6 +181,24 @@ struct Executor: Sendable {
         let head = SimpleReply(error: .ok, cookie: r.cookie).encode()
         head.withUnsafeBytes { buffer.copyMemory(from: $0) }
         sender.send(UnsafeRawBufferPointer(buffer))
+    }
+
+    /// READs of at least this many bytes go out with sendfile(2) when the
+    /// backend allows it; smaller ones cost less through a buffer.
+    static let sendfileMinimum: UInt32 = 64 << 10
+
+    private func sendfileSource(for r: Request) -> Int32? {
+        r.length >= Self.sendfileMinimum ? export.backend.sendfileSource : nil
+    }
+
+    /// A READ reply whose data comes straight from the backend's file. A
+    /// failure after the header cannot be reported on the wire: it is
+    /// logged and the connection is closed, and the client retries.
+    private func sendFromFile(_ r: Request, _ header: [UInt8], _ file: Int32) {
+        if let error = sender.send(header, file: file, offset: r.offset, length: Int(r.length)),
+           error.call == "sendfile", error.errno != Errno(EPIPE), error.errno != Errno(ECONNRESET) {
+            log("\(describe(r)): \(error.description) after the reply header went out; closing the connection")
+        }
     }
 
     /// Replies to a write-type command; with FUA, syncs first (spec: a FUA

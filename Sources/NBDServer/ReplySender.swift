@@ -1,0 +1,100 @@
+// Replies leave a connection's socket whole: one send lock, so the chunks of
+// one reply never interleave with another's (spec "Ordering of messages and
+// writes" lets the replies themselves go out in any order).
+import Glibc
+import LinuxSys
+import NBDWire
+
+/// Serialises replies on one socket: one send lock, send(2) with MSG_NOSIGNAL.
+/// After the first failure (peer gone) it shuts the socket down, so the
+/// reader's read(2) returns and the connection winds down.
+final class ReplySender: @unchecked Sendable {
+    let fd: Int32
+    /// Structured replies were negotiated: errors go out as ERROR chunks.
+    let structured: Bool
+    private let monitor = Monitor()
+    private var failed = false
+
+    init(fd: Int32, structured: Bool = false) {
+        self.fd = fd
+        self.structured = structured
+    }
+
+    /// Sends `bytes` whole; false once the connection is broken.
+    @discardableResult
+    func send(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        monitor.locked {
+            if failed { return false }
+            var done = 0
+            while done < bytes.count {
+                let n = Glibc.send(fd, bytes.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL))
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 {
+                    failed = true
+                    shutdown(fd, Int32(SHUT_RDWR))
+                    return false
+                }
+                done += n
+            }
+            return true
+        }
+    }
+
+    @discardableResult
+    func send(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBytes { send($0) } }
+
+    /// Sends `header`, then `length` bytes of `file` from `offset` with
+    /// sendfile(2): the data goes from the page cache to the socket without
+    /// a copy through this process. The header is already out when the file
+    /// fails, so the stream cannot be repaired: the error is returned and
+    /// the connection is shut down, as for a dead peer.
+    func send(_ header: [UInt8], file: Int32, offset: UInt64, length: Int) -> SysError? {
+        monitor.locked {
+            if failed { return SysError("send", Errno(EPIPE)) }
+            let sentHeader = header.withUnsafeBytes { raw -> Bool in
+                var done = 0
+                while done < raw.count {
+                    let n = Glibc.send(fd, raw.baseAddress! + done, raw.count - done, Int32(MSG_NOSIGNAL | MSG_MORE))
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { return false }
+                    done += n
+                }
+                return true
+            }
+            var problem: SysError? = sentHeader ? nil : SysError("send", Errno.current)
+            var position = off_t(offset)
+            var left = length
+            while problem == nil && left > 0 {
+                let n = sendfile(fd, file, &position, left)
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 { problem = SysError("sendfile", Errno.current) }
+                // End of file inside the export: the file shrank under us.
+                else if n == 0 { problem = SysError("sendfile", Errno(EIO), "file shorter than the export size") }
+                else { left -= n }
+            }
+            if problem != nil {
+                failed = true
+                shutdown(fd, Int32(SHUT_RDWR))
+            }
+            return problem
+        }
+    }
+
+    /// A simple reply with no data: every success without payload, in both
+    /// modes (the spec lets payload-less replies stay simple), and every
+    /// error of a client that did not negotiate structured replies.
+    @discardableResult
+    func reply(_ error: NBDErrno, cookie: UInt64) -> Bool {
+        send(SimpleReply(error: error, cookie: cookie).encode())
+    }
+
+    /// An error: with structured replies an ERROR chunk (ERROR_OFFSET when
+    /// `offset` is known) carrying `message`, else a simple reply.
+    @discardableResult
+    func fail(_ error: NBDErrno, cookie: UInt64, message: String, offset: UInt64? = nil) -> Bool {
+        if structured {
+            return send(Chunk.error(cookie: cookie, error, message: message, offset: offset))
+        }
+        return reply(error, cookie: cookie)
+    }
+}

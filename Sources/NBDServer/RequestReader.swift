@@ -1,0 +1,156 @@
+// The transmission phase's incoming byte stream, read through one small
+// buffer: a recv(2) takes whatever the client has sent, so a pipelining
+// client's next requests (and small WRITE payloads) are parsed from memory
+// without further system calls. Big payloads bypass the buffer and go
+// straight into their own memory. Only the thread holding the connection's
+// read turn (TransmissionPool) touches a reader.
+import Glibc
+import LinuxSys
+import NBDWire
+
+final class RequestReader {
+    /// Buffer size: 4 pages, enough for a burst of 28-byte requests or a few
+    /// 4 KiB WRITEs. Pages it never needs are never touched, so an idle
+    /// connection costs little of it.
+    static let capacity = 16 << 10
+
+    /// What the stream held next.
+    enum Next {
+        case request(Request)
+        /// The stream ended or cannot go on: why, for the connection's last log line.
+        case end(String)
+    }
+
+    private let fd: Int32
+    private let buffer: UnsafeMutableRawBufferPointer
+    /// Bytes buffer[start..<end] have been received and not consumed yet.
+    private var start = 0
+    private var end = 0
+
+    init(fd: Int32) {
+        self.fd = fd
+        buffer = .allocate(byteCount: Self.capacity, alignment: 16)
+    }
+
+    deinit { buffer.deallocate() }
+
+    /// The next request header; its WRITE payload, if any, is still unread.
+    func next() -> Next {
+        let got: Bool
+        do { got = try fill(Request.size) } catch {
+            return .end("reading a request: \(error.errno.description)")
+        }
+        guard got else {
+            return .end(end == start ? "client closed the connection without DISC"
+                        : "client closed the connection inside a request header (\(end - start) of \(Request.size) bytes)")
+        }
+        do {
+            let request = try Request.decode(UnsafeRawBufferPointer(rebasing: buffer[start..<(start + Request.size)]))
+            consume(Request.size)
+            return .request(request)
+        } catch {
+            return .end("\(error.description); closing this connection")
+        }
+    }
+
+    /// Reads a WRITE payload of `count` bytes into an array whose memory is
+    /// allocated but not touched beforehand (unsafeUninitializedCapacity),
+    /// so the pages that become resident are the ones the client really
+    /// sent: a client that announces 64 MiB and stalls costs what it sent,
+    /// not 64 MiB. The failure text when the peer is gone.
+    func payload(_ count: Int) -> Result<[UInt8], PayloadError> {
+        var failure: PayloadError?
+        let data = [UInt8](unsafeUninitializedCapacity: count) { out, initialized in
+            initialized = 0
+            do throws(SysError) {
+                initialized = try copyOut(into: out.baseAddress!, count)
+                if initialized < count {
+                    failure = PayloadError("client closed the connection inside a WRITE payload (\(initialized) of \(count) bytes)")
+                }
+            } catch {
+                failure = PayloadError("reading a WRITE payload: \(error.errno.description)")
+            }
+        }
+        if let failure { return .failure(failure) }
+        return .success(data)
+    }
+
+    /// Reads and drops `count` payload bytes of a refused WRITE; false when
+    /// the peer is gone first.
+    func skip(_ count: UInt64) -> Bool {
+        var left = count
+        while left > 0 {
+            if start == end {
+                do { guard try fill(1) else { return false } } catch { return false }
+            }
+            let n = Int(min(UInt64(end - start), left))
+            consume(n)
+            left -= UInt64(n)
+        }
+        return true
+    }
+
+    /// Copies up to `count` bytes into `out`: buffered bytes first; then a
+    /// remainder smaller than the buffer through it (one recv may bring the
+    /// next requests along), a bigger one straight into `out`. Returns the
+    /// bytes copied: fewer than `count` only at end of stream.
+    private func copyOut(into out: UnsafeMutableRawPointer, _ count: Int) throws(SysError) -> Int {
+        var done = 0
+        while done < count {
+            let want = count - done
+            if start == end && want >= Self.capacity {
+                let n = recv(fd, out + done, want, 0)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw SysError("recv", Errno.current)
+                }
+                if n == 0 { return done }
+                done += n
+                continue
+            }
+            if start == end {
+                guard try fill(1) else { return done }
+            }
+            let n = min(end - start, want)
+            (out + done).copyMemory(from: buffer.baseAddress! + start, byteCount: n)
+            consume(n)
+            done += n
+        }
+        return done
+    }
+
+    private func consume(_ n: Int) {
+        start += n
+        if start == end {
+            start = 0
+            end = 0
+        }
+    }
+
+    /// Makes at least `count` (≤ capacity) bytes available, receiving as much
+    /// as the buffer holds; false when the stream ends first.
+    private func fill(_ count: Int) throws(SysError) -> Bool {
+        if end - start >= count { return true }
+        if start > 0 {
+            (buffer.baseAddress!).copyMemory(from: buffer.baseAddress! + start, byteCount: end - start)
+            end -= start
+            start = 0
+        }
+        while end < count {
+            let n = recv(fd, buffer.baseAddress! + end, Self.capacity - end, 0)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SysError("recv", Errno.current)
+            }
+            if n == 0 { return false }
+            end += n
+        }
+        return true
+    }
+}
+
+/// Why a WRITE payload could not be read (the peer went away).
+struct PayloadError: Error {
+    let text: String
+    init(_ text: String) { self.text = text }
+}

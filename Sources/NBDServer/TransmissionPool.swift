@@ -1,0 +1,173 @@
+// A connection's transmission phase, on a few threads that take turns at the
+// socket (nbdkit's model, server/connections.c): the thread holding the read
+// turn reads one request (and its WRITE payload), passes the turn on, then
+// executes the request and sends the reply itself. No request is handed from
+// one thread to another, so a request costs no wake-up on its way to the
+// backend; while one thread waits in pread(2) or send(2), the next one is
+// already reading. Threads are started on demand, when a request is taken and
+// nobody is left waiting for the turn, up to `maxThreads`: a client at queue
+// depth 1 keeps two, an idle connection one.
+import Glibc
+import LinuxSys
+import NBDWire
+
+final class TransmissionPool: @unchecked Sendable {
+    /// Threads per connection at most (nbdkit's default `--threads` is 16).
+    static let maxThreads = 16
+    /// Memory requests taken but not yet replied to may hold (Job.memory(of:)):
+    /// a client that pipelines big READs and never reads the replies stalls
+    /// itself, not the server. One request bigger than this still runs, alone.
+    static let maxBytes = 128 << 20
+
+    private let reader: RequestReader
+    private let admit: (Request) -> Rejection?
+    private let execute: (Job) -> Void
+    private let refuse: (Request, Rejection) -> Void
+    private let log: Logger
+
+    /// Held by the one thread reading the socket. Lock order: turn, then state.
+    private let turn = Monitor()
+    /// Why the stream ended (under `turn`); nil while it goes on.
+    private var ending: String?
+    /// Requests read (under `turn`).
+    private var requests = 0
+
+    /// Guards the counts below; its condition means "a request finished" or
+    /// "a thread left".
+    private let state = Monitor()
+    private var threads = 0
+    private var waiting = 0
+    private var heldBytes = 0
+
+    /// `admit` is the request gate; `execute` runs an admitted job and
+    /// replies; `refuse` replies a refused request's error.
+    init(reader: RequestReader, log: Logger, admit: @escaping (Request) -> Rejection?,
+         refuse: @escaping (Request, Rejection) -> Void, execute: @escaping (Job) -> Void) {
+        self.reader = reader
+        self.log = log
+        self.admit = admit
+        self.refuse = refuse
+        self.execute = execute
+    }
+
+    /// Runs the transmission phase to its end, the calling thread taking part.
+    /// Returns when the stream has ended (DISC, end of stream, a bad request)
+    /// and every request taken has been replied to: why it ended and how
+    /// many requests were read.
+    func run() -> (ending: String, requests: Int) {
+        state.locked { threads += 1 }
+        member()
+        state.locked {
+            threads -= 1
+            state.broadcast()
+            while threads > 0 { state.wait() }
+        }
+        return turn.locked { (ending ?? "", requests) }
+    }
+
+    private enum Step {
+        case stop
+        case job(Job)
+        case refused(Request, Rejection)
+    }
+
+    /// One thread's life: take the turn, take a request, pass the turn on,
+    /// execute; until the stream ends.
+    private func member() {
+        while true {
+            state.locked { waiting += 1 }
+            let step: Step = turn.locked {
+                state.locked { waiting -= 1 }
+                return take()
+            }
+            switch step {
+            case .stop:
+                return
+            case .refused(let request, let rejection):
+                refuse(request, rejection)
+            case .job(let job):
+                growIfNobodyWaits()
+                execute(job)
+                state.locked {
+                    heldBytes -= Job.memory(of: job.request)
+                    state.broadcast()
+                }
+            }
+        }
+    }
+
+    /// The next request off the socket, with the turn held. A WRITE's payload
+    /// is read here too (a refused one is read and dropped, or the stream
+    /// would lose its framing).
+    private func take() -> Step {
+        if ending != nil { return .stop }
+        let request: Request
+        switch reader.next() {
+        case .end(let why):
+            ending = why
+            return .stop
+        case .request(let r):
+            request = r
+        }
+        requests += 1
+        if request.command == .disc {
+            ending = "DISC"
+            return .stop
+        }
+        let rejection = admit(request)
+        if let rejection {
+            if request.command == .write && !reader.skip(UInt64(request.length)) {
+                ending = "client closed the connection inside a WRITE payload"
+                return .stop
+            }
+            return .refused(request, rejection)
+        }
+        reserve(Job.memory(of: request))
+        var payload: [UInt8] = []
+        if request.command == .write {
+            switch reader.payload(Int(request.length)) {
+            case .success(let data):
+                payload = data
+            case .failure(let failure):
+                state.locked {
+                    heldBytes -= Job.memory(of: request)
+                    state.broadcast()
+                }
+                ending = failure.text
+                return .stop
+            }
+        }
+        return .job(Job(request: request, payload: payload))
+    }
+
+    /// Waits until `bytes` more fit in the budget (or nothing else is held).
+    private func reserve(_ bytes: Int) {
+        state.locked {
+            while heldBytes > 0 && heldBytes + bytes > Self.maxBytes { state.wait() }
+            heldBytes += bytes
+        }
+    }
+
+    /// Starts one more thread when no thread waits for the turn, so the next
+    /// request is read while this one executes.
+    private func growIfNobodyWaits() {
+        let grow: Bool = state.locked {
+            guard waiting == 0 && threads < Self.maxThreads else { return false }
+            threads += 1
+            return true
+        }
+        guard grow else { return }
+        do {
+            try startThread("transmission") { [self] in
+                member()
+                state.locked {
+                    threads -= 1
+                    state.broadcast()
+                }
+            }
+        } catch {
+            state.locked { threads -= 1 }
+            log("cannot start another thread for this connection (\(error.description)); carrying on with fewer")
+        }
+    }
+}
