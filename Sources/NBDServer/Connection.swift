@@ -141,18 +141,19 @@ final class Connection: @unchecked Sendable {
     // MARK: transmission
 
     private func transmission(_ export: Export, _ session: Session) {
-        let sender = ReplySender(fd: fd, structured: session.structuredReplies)
+        let sender = ReplySender(fd: fd)
         let executor = Executor(export: export, sender: sender, session: session,
                                 log: Logger { [id, log] in log("conn \(id): \($0)") })
         let gate = export.gate
         let pool = TransmissionPool(
             reader: RequestReader(fd: fd), log: Logger { [id, log] in log("conn \(id): \($0)") },
             admit: { RequestGate.check($0, on: gate, session: session) },
-            refuse: { [self] request, rejection in
+            refuse: { [self] request, rejection, out in
                 note("\(describe(request)): \(rejection.error.name) (\(rejection.reason))")
-                sender.fail(rejection.error, cookie: request.cookie, message: rejection.reason)
+                executor.refuse(request, rejection.error, message: rejection.reason, out)
             },
-            execute: { executor.run($0) })
+            execute: { executor.run($0, into: $1) },
+            send: { sender.send($0) })
         let (ending, requests) = pool.run()
         note("\(ending) after \(requests) requests, closed")
     }

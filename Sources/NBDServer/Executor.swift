@@ -1,7 +1,9 @@
-// Executes one validated request on the export's backend and sends its
-// reply whole, header and data in one buffer (ReplySender). FLUSH is
-// fdatasync of the shared file, so it covers every write that was already
-// replied to, on this connection or any other.
+// Executes one validated request on the export's backend and builds its
+// reply, header and data, in the calling thread's ReplyBuffer, which
+// TransmissionPool sends whole (ReplySender); big READs from a plain file go
+// out with sendfile(2) instead. FLUSH is fdatasync of the shared file, so it
+// covers every write that was already replied to, on this connection or any
+// other.
 import Glibc
 import LinuxSys
 import NBDWire
@@ -20,7 +22,7 @@ struct Job {
     }
 }
 
-/// Executes validated requests on an export and replies.
+/// Executes validated requests on an export and builds their replies.
 struct Executor: Sendable {
     let export: Export
     let sender: ReplySender
@@ -31,6 +33,10 @@ struct Executor: Sendable {
     /// rest of the range goes out as data, holes and all.
     static let maxReadChunks = 64
 
+    /// READs of at least this many bytes go out with sendfile(2) when the
+    /// backend allows it; smaller ones cost less through the buffer.
+    static let sendfileMinimum: UInt32 = 64 << 10
+
     init(export: Export, sender: ReplySender, session: Session = Session(), log: Logger) {
         self.export = export
         self.sender = sender
@@ -38,52 +44,54 @@ struct Executor: Sendable {
         self.log = log
     }
 
-    func run(_ job: Job) {
+    /// Runs `job` and appends its reply to `out` (or, for a READ that goes
+    /// out with sendfile, sends what `out` holds and then the reply).
+    func run(_ job: Job, into out: ReplyBuffer) {
         let r = job.request
         switch r.command {
         case .read:
-            if session.structuredReplies { readStructured(r) } else { read(r) }
+            if session.structuredReplies { readStructured(r, out) } else { read(r, out) }
         case .write:
             let ok = job.payload.withUnsafeBytes { data -> SysError? in
                 do throws(SysError) { try export.backend.write(data, at: r.offset) } catch { return error }
                 return nil
             }
-            finish(r, ok, durable: r.flags.contains(.fua))
+            finish(r, ok, durable: r.flags.contains(.fua), out)
         case .trim:
             do {
                 try export.backend.trim(offset: r.offset, length: UInt64(r.length))
-                finish(r, nil, durable: r.flags.contains(.fua))
-            } catch { finish(r, error, durable: false) }
+                finish(r, nil, durable: r.flags.contains(.fua), out)
+            } catch { finish(r, error, durable: false, out) }
         case .flush:
             do {
                 try export.backend.flush()
-                finish(r, nil, durable: false)
-            } catch { finish(r, error, durable: false) }
+                finish(r, nil, durable: false, out)
+            } catch { finish(r, error, durable: false, out) }
         case .blockStatus:
-            blockStatus(r)
+            blockStatus(r, out)
         case .writeZeroes:
             let fast = r.flags.contains(.fastZero)
             do {
                 try export.backend.zero(offset: r.offset, length: UInt64(r.length),
                                         mayPunch: !r.flags.contains(.noHole), fast: fast)
-                finish(r, nil, durable: r.flags.contains(.fua))
+                finish(r, nil, durable: r.flags.contains(.fua), out)
             } catch {
                 // Spec: ENOTSUP only, and always, when FAST_ZERO cannot be fast.
                 if fast && error.errno == Errno(EOPNOTSUPP) {
-                    fail(r, error, code: .notsup,
+                    fail(r, error, out, code: .notsup,
                          message: "WRITE_ZEROES with FAST_ZERO: no fast way to zero this range (fallocate PUNCH_HOLE/ZERO_RANGE unsupported); retry without FAST_ZERO")
                 } else {
-                    finish(r, error, durable: false)
+                    finish(r, error, durable: false, out)
                 }
             }
         case .cache:
             do {
                 try export.backend.cache(offset: r.offset, length: UInt64(r.length))
-                sender.reply(.ok, cookie: r.cookie)
-            } catch { fail(r, error) }
+                replyOK(r, out)
+            } catch { fail(r, error, out) }
         default:
             // The gate lets nothing else through.
-            sender.fail(.inval, cookie: r.cookie, message: "\(r.command.name) is not supported")
+            refuse(r, .inval, message: "\(r.command.name) is not supported", out)
         }
     }
 
@@ -94,129 +102,138 @@ struct Executor: Sendable {
     /// BLOCK_STATUS for `base:allocation` (the gate checked it was selected):
     /// one BLOCK_STATUS chunk with DONE, extents from lseek SEEK_DATA/SEEK_HOLE,
     /// holes as HOLE|ZERO (3) and data as 0. With REQ_ONE exactly one extent.
-    private func blockStatus(_ r: Request) {
+    private func blockStatus(_ r: Request, _ out: ReplyBuffer) {
         let extents: [Extent]
         do {
             extents = try export.backend.extents(offset: r.offset, length: UInt64(r.length),
                                                  maxCount: r.flags.contains(.reqOne) ? 1 : Self.maxExtents)
         } catch {
-            return fail(r, error)
+            return fail(r, error, out)
         }
         // Every extent lies inside the request, so its length fits in 32 bits.
         var wire = extents.map { BlockStatusExtent(length: UInt32($0.length), flags: $0.state.rawValue) }
         if wire.isEmpty { wire = [BlockStatusExtent(length: r.length, flags: 0)] }
         if r.flags.contains(.reqOne) { wire = [wire[0]] }
         let payload = BlockStatusPayload(contextID: session.allocationContext ?? ServerHandshake.allocationContextID, extents: wire)
-        sender.send(payload.chunk(cookie: r.cookie))
+        out.append(payload.chunk(cookie: r.cookie))
     }
 
     /// A structured READ (spec "Structured reply chunk message"): one
     /// OFFSET_DATA chunk per data extent and one OFFSET_HOLE chunk per hole
     /// (lseek SEEK_DATA/SEEK_HOLE), the last flagged DONE; with DF a single
-    /// OFFSET_DATA chunk for the whole range. All chunks go out in one send.
-    /// If a pread fails, the chunks before it are sent followed by an
-    /// ERROR_OFFSET chunk naming where the failing extent starts.
-    private func readStructured(_ r: Request) {
+    /// OFFSET_DATA chunk for the whole range. If a pread fails, the chunks
+    /// before it stay, followed by an ERROR_OFFSET chunk naming where the
+    /// failing extent starts.
+    private func readStructured(_ r: Request, _ out: ReplyBuffer) {
         if r.length == 0 {
-            sender.send(Chunk.none(cookie: r.cookie))
+            out.append(Chunk.none(cookie: r.cookie))
             return
         }
         let length = UInt64(r.length)
-        var extents: [Extent] = [.data(length)]
-        if !r.flags.contains(.df) && export.backend.mayHaveHoles {
-            // A failing lseek costs nothing but the holes: read it all as data.
-            if let found = try? export.backend.extents(offset: r.offset, length: length, maxCount: Self.maxReadChunks) {
-                let covered = found.reduce(0) { $0 + $1.length }
-                extents = found
-                if covered < length { appendExtent(.data(length - covered), to: &extents) }
+        guard !r.flags.contains(.df) && export.backend.mayHaveHoles else {
+            return readWhole(r, out, headerSize: Chunk.offsetDataHeaderSize) { p in
+                Chunk.storeOffsetDataHeader(to: p, cookie: r.cookie, offset: r.offset, dataLength: Int(r.length), done: true)
             }
         }
-        if extents.count == 1, !extents[0].isHole, let file = sendfileSource(for: r) {
-            let header = Chunk.offsetDataHeader(cookie: r.cookie, offset: r.offset, dataLength: Int(r.length), done: true)
-            return sendFromFile(r, header, file)
+        // A failing lseek costs nothing but the holes: read it all as data.
+        var extents: [Extent] = [.data(length)]
+        if let found = try? export.backend.extents(offset: r.offset, length: length, maxCount: Self.maxReadChunks) {
+            let covered = found.reduce(0) { $0 + $1.length }
+            extents = found
+            if covered < length { appendExtent(.data(length - covered), to: &extents) }
         }
-        var total = 0
-        for e in extents { total += ChunkHeader.size + (e.isHole ? 12 : 8 + Int(e.length)) }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: total, alignment: 16)
-        defer { buffer.deallocate() }
-        var used = 0
         var offset = r.offset
         for (i, e) in extents.enumerated() {
             let done = i == extents.count - 1
-            let header = e.isHole
-                ? Chunk.offsetHole(cookie: r.cookie, offset: offset, length: UInt32(e.length), done: done)
-                : Chunk.offsetDataHeader(cookie: r.cookie, offset: offset, dataLength: Int(e.length), done: done)
-            if !e.isHole {
-                let data = UnsafeMutableRawBufferPointer(rebasing: buffer[(used + header.count)..<(used + header.count + Int(e.length))])
-                do { try export.backend.read(into: data, at: offset) } catch {
+            if e.isHole {
+                out.append(Chunk.offsetHole(cookie: r.cookie, offset: offset, length: UInt32(e.length), done: done))
+            } else {
+                let start = out.count
+                let p = out.reserve(Chunk.offsetDataHeaderSize + Int(e.length))
+                Chunk.storeOffsetDataHeader(to: p, cookie: r.cookie, offset: offset, dataLength: Int(e.length), done: done)
+                do {
+                    try export.backend.read(into: UnsafeMutableRawBufferPointer(start: p + Chunk.offsetDataHeaderSize, count: Int(e.length)), at: offset)
+                } catch {
+                    out.truncate(to: start)
                     let code = Executor.nbdError(error.errno)
                     log("\(describe(r)): \(code.name) at offset \(offset) (\(error.description))")
-                    sender.send(UnsafeRawBufferPointer(rebasing: buffer[..<used]))
-                    sender.fail(code, cookie: r.cookie, message: "READ at offset \(offset): \(error.errno.description)", offset: offset)
+                    out.append(Chunk.error(cookie: r.cookie, code, message: "READ at offset \(offset): \(error.errno.description)", offset: offset))
                     return
                 }
+                out.commit(Chunk.offsetDataHeaderSize + Int(e.length))
             }
-            header.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: buffer[used...]).copyMemory(from: $0) }
-            used += header.count + (e.isHole ? 0 : Int(e.length))
             offset += e.length
         }
-        sender.send(UnsafeRawBufferPointer(buffer))
     }
 
-    /// READ: one buffer holds the 16-byte reply header and the data, so the
-    /// reply leaves in one send(2) and never interleaves with another.
-    private func read(_ r: Request) {
-        if let file = sendfileSource(for: r) {
-            return sendFromFile(r, SimpleReply(error: .ok, cookie: r.cookie).encode(), file)
-        }
-        let header = SimpleReply.size
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: header + Int(r.length), alignment: 16)
-        defer { buffer.deallocate() }
-        do {
-            try export.backend.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[header...]), at: r.offset)
-        } catch {
-            fail(r, error)
+    /// A simple READ reply: the 16-byte header, then the data.
+    private func read(_ r: Request, _ out: ReplyBuffer) {
+        readWhole(r, out, headerSize: SimpleReply.size) { p in SimpleReply(error: .ok, cookie: r.cookie).store(to: p) }
+    }
+
+    /// A READ answered by one header (`storeHeader` writes its `headerSize`
+    /// bytes) and the whole range as data: with sendfile(2) when the range is
+    /// big and the backend is a plain file, else pread(2) into `out`.
+    private func readWhole(_ r: Request, _ out: ReplyBuffer, headerSize: Int, _ storeHeader: (UnsafeMutableRawPointer) -> Void) {
+        if r.length >= Self.sendfileMinimum, let file = export.backend.sendfileSource {
+            let header = [UInt8](unsafeUninitializedCapacity: headerSize) { b, n in
+                storeHeader(b.baseAddress!)
+                n = headerSize
+            }
+            // What is built so far goes first; the header rides with the data.
+            if out.count > 0 { sender.send(out.bytes) }
+            out.reset()
+            if let error = sender.send(header, file: file, offset: r.offset, length: Int(r.length)),
+               error.call == "sendfile", error.errno != Errno(EPIPE), error.errno != Errno(ECONNRESET) {
+                // Too late to report it on the wire: the client retries on a new connection.
+                log("\(describe(r)): \(error.description) after the reply header went out; closing the connection")
+            }
             return
         }
-        let head = SimpleReply(error: .ok, cookie: r.cookie).encode()
-        head.withUnsafeBytes { buffer.copyMemory(from: $0) }
-        sender.send(UnsafeRawBufferPointer(buffer))
-    }
-
-    /// READs of at least this many bytes go out with sendfile(2) when the
-    /// backend allows it; smaller ones cost less through a buffer.
-    static let sendfileMinimum: UInt32 = 64 << 10
-
-    private func sendfileSource(for r: Request) -> Int32? {
-        r.length >= Self.sendfileMinimum ? export.backend.sendfileSource : nil
-    }
-
-    /// A READ reply whose data comes straight from the backend's file. A
-    /// failure after the header cannot be reported on the wire: it is
-    /// logged and the connection is closed, and the client retries.
-    private func sendFromFile(_ r: Request, _ header: [UInt8], _ file: Int32) {
-        if let error = sender.send(header, file: file, offset: r.offset, length: Int(r.length)),
-           error.call == "sendfile", error.errno != Errno(EPIPE), error.errno != Errno(ECONNRESET) {
-            log("\(describe(r)): \(error.description) after the reply header went out; closing the connection")
+        let p = out.reserve(headerSize + Int(r.length))
+        storeHeader(p)
+        do {
+            try export.backend.read(into: UnsafeMutableRawBufferPointer(start: p + headerSize, count: Int(r.length)), at: r.offset)
+        } catch {
+            return fail(r, error, out)
         }
+        out.commit(headerSize + Int(r.length))
     }
 
     /// Replies to a write-type command; with FUA, syncs first (spec: a FUA
     /// command is not replied to until its data is persistent).
-    private func finish(_ r: Request, _ error: SysError?, durable: Bool) {
-        if let error { return fail(r, error) }
+    private func finish(_ r: Request, _ error: SysError?, durable: Bool, _ out: ReplyBuffer) {
+        if let error { return fail(r, error, out) }
         if durable {
-            do { try export.backend.flush() } catch { return fail(r, error) }
+            do { try export.backend.flush() } catch { return fail(r, error, out) }
         }
-        sender.reply(.ok, cookie: r.cookie)
+        replyOK(r, out)
+    }
+
+    /// A simple reply with no data: every success without payload, in both
+    /// modes (the spec lets payload-less replies stay simple).
+    private func replyOK(_ r: Request, _ out: ReplyBuffer) {
+        SimpleReply(error: .ok, cookie: r.cookie).store(to: out.reserve(SimpleReply.size))
+        out.commit(SimpleReply.size)
+    }
+
+    /// An error reply: with structured replies an ERROR chunk (ERROR_OFFSET
+    /// when `offset` is known) carrying `message`, else a simple reply.
+    func refuse(_ r: Request, _ error: NBDErrno, message: String, offset: UInt64? = nil, _ out: ReplyBuffer) {
+        if session.structuredReplies {
+            out.append(Chunk.error(cookie: r.cookie, error, message: message, offset: offset))
+        } else {
+            SimpleReply(error: error, cookie: r.cookie).store(to: out.reserve(SimpleReply.size))
+            out.commit(SimpleReply.size)
+        }
     }
 
     /// Logs and replies an error. The client's message leaves out the
     /// backing file's path, which is the server's business.
-    private func fail(_ r: Request, _ error: SysError, code: NBDErrno? = nil, message: String? = nil) {
+    private func fail(_ r: Request, _ error: SysError, _ out: ReplyBuffer, code: NBDErrno? = nil, message: String? = nil) {
         let code = code ?? Executor.nbdError(error.errno)
         log("\(describe(r)): \(code.name) (\(error.description))")
-        sender.fail(code, cookie: r.cookie, message: message ?? "\(r.command.name) failed: \(error.call): \(error.errno.description)")
+        refuse(r, code, message: message ?? "\(r.command.name) failed: \(error.call): \(error.errno.description)", out)
     }
 
     /// errno to NBD error (spec "Error values"): EDQUOT/EFBIG count as ENOSPC,

@@ -10,14 +10,11 @@ import NBDWire
 /// reader's read(2) returns and the connection winds down.
 final class ReplySender: @unchecked Sendable {
     let fd: Int32
-    /// Structured replies were negotiated: errors go out as ERROR chunks.
-    let structured: Bool
     private let monitor = Monitor()
     private var failed = false
 
-    init(fd: Int32, structured: Bool = false) {
+    init(fd: Int32) {
         self.fd = fd
-        self.structured = structured
     }
 
     /// Sends `bytes` whole; false once the connection is broken.
@@ -78,23 +75,5 @@ final class ReplySender: @unchecked Sendable {
             }
             return problem
         }
-    }
-
-    /// A simple reply with no data: every success without payload, in both
-    /// modes (the spec lets payload-less replies stay simple), and every
-    /// error of a client that did not negotiate structured replies.
-    @discardableResult
-    func reply(_ error: NBDErrno, cookie: UInt64) -> Bool {
-        send(SimpleReply(error: error, cookie: cookie).encode())
-    }
-
-    /// An error: with structured replies an ERROR chunk (ERROR_OFFSET when
-    /// `offset` is known) carrying `message`, else a simple reply.
-    @discardableResult
-    func fail(_ error: NBDErrno, cookie: UInt64, message: String, offset: UInt64? = nil) -> Bool {
-        if structured {
-            return send(Chunk.error(cookie: cookie, error, message: message, offset: offset))
-        }
-        return reply(error, cookie: cookie)
     }
 }

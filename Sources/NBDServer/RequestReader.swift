@@ -53,6 +53,17 @@ final class RequestReader {
         }
     }
 
+    /// The next request when it has been received whole, with its WRITE
+    /// payload, so taking it costs no wait; nil otherwise (and for a bad
+    /// header, which `next` then reports). Consumes nothing.
+    func peekReceived() -> Request? {
+        guard end - start >= Request.size,
+              let r = try? Request.decode(UnsafeRawBufferPointer(rebasing: buffer[start..<(start + Request.size)]))
+        else { return nil }
+        if r.command == .write && UInt64(end - start - Request.size) < UInt64(r.length) { return nil }
+        return r
+    }
+
     /// Reads a WRITE payload of `count` bytes into an array whose memory is
     /// allocated but not touched beforehand (unsafeUninitializedCapacity),
     /// so the pages that become resident are the ones the client really

@@ -107,6 +107,9 @@ public final class Server: @unchecked Sendable {
 
     /// Accepts connections until `stop()`, then shuts them down and returns.
     public func run() {
+        // A peer that vanishes must cost its connection, not the process:
+        // send(2) says MSG_NOSIGNAL, but sendfile(2) has no such flag.
+        signal(SIGPIPE, SIG_IGN)
         accept()
         listeners.forEach { $0.close() }
         shutDownConnections()

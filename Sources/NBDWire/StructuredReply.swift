@@ -98,10 +98,24 @@ public enum Chunk {
     /// bytes must follow. Its payload length is 8 + dataLength, so dataLength
     /// must be at most 2^32 - 9.
     public static func offsetDataHeader(cookie: UInt64, offset: UInt64, dataLength: Int, done: Bool) -> [UInt8] {
-        var w = ByteWriter(capacity: ChunkHeader.size + 8)
-        ChunkHeader(flags: done ? .done : [], type: .offsetData, cookie: cookie, length: UInt32(8 + dataLength)).encode(into: &w)
-        w.u64(offset)
-        return w.bytes
+        [UInt8](unsafeUninitializedCapacity: offsetDataHeaderSize) { out, count in
+            storeOffsetDataHeader(to: out.baseAddress!, cookie: cookie, offset: offset, dataLength: dataLength, done: done)
+            count = offsetDataHeaderSize
+        }
+    }
+
+    /// Bytes of an OFFSET_DATA chunk before its data.
+    public static let offsetDataHeaderSize = ChunkHeader.size + 8
+
+    /// `offsetDataHeader` written in place at `p` (no alignment needed).
+    public static func storeOffsetDataHeader(to p: UnsafeMutableRawPointer, cookie: UInt64, offset: UInt64, dataLength: Int, done: Bool) {
+        let flags: ReplyFlags = done ? .done : []
+        p.storeBytes(of: Magic.structuredReply.bigEndian, toByteOffset: 0, as: UInt32.self)
+        p.storeBytes(of: flags.rawValue.bigEndian, toByteOffset: 4, as: UInt16.self)
+        p.storeBytes(of: ChunkType.offsetData.rawValue.bigEndian, toByteOffset: 6, as: UInt16.self)
+        p.storeBytes(of: cookie.bigEndian, toByteOffset: 8, as: UInt64.self)
+        p.storeBytes(of: UInt32(8 + dataLength).bigEndian, toByteOffset: 16, as: UInt32.self)
+        p.storeBytes(of: offset.bigEndian, toByteOffset: 20, as: UInt64.self)
     }
 
     /// OFFSET_HOLE: `length` (non-zero) bytes at `offset` read as zeroes.

@@ -91,3 +91,14 @@ public struct SimpleReply: Equatable {
         return SimpleReply(error: error, cookie: try r.u64())
     }
 }
+
+extension SimpleReply {
+    /// Writes the 16 bytes at `p`, which need no alignment: a server builds
+    /// replies in place in its send buffer, with no allocation.
+    public func store(to p: UnsafeMutableRawPointer) {
+        p.storeBytes(of: Magic.simpleReply.bigEndian, toByteOffset: 0, as: UInt32.self)
+        p.storeBytes(of: error.rawValue.bigEndian, toByteOffset: 4, as: UInt32.self)
+        p.storeBytes(of: cookie.bigEndian, toByteOffset: 8, as: UInt64.self)
+    }
+}
+

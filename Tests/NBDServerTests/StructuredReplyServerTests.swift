@@ -144,9 +144,11 @@ final class StructuredReplyServerTests: XCTestCase {
         XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds), 0)
         defer { close(fds[1]) }
         let export = Export(spec: ExportSpec(name: "bad", path: "-"), backend: FailingBackend())
-        let executor = Executor(export: export, sender: ReplySender(fd: fds[0], structured: true),
-                                session: Session(structuredReplies: true), log: .silent)
-        executor.run(Job(request: Request(command: .read, cookie: 12, offset: 0, length: 16384), payload: []))
+        let sender = ReplySender(fd: fds[0])
+        let executor = Executor(export: export, sender: sender, session: Session(structuredReplies: true), log: .silent)
+        let out = ReplyBuffer()
+        executor.run(Job(request: Request(command: .read, cookie: 12, offset: 0, length: 16384), payload: []), into: out)
+        sender.send(out.bytes)
         close(fds[0])
         let client = RawClient(fd: FileDescriptor(fds[1]))
         // The chunks before the failing extent, none with DONE, then the error with DONE.

@@ -25,8 +25,8 @@ final class TransmissionPoolTests: XCTestCase {
         XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds), 0)
         let serverEnd = fds[0]
         let pool = TransmissionPool(reader: RequestReader(fd: serverEnd), log: .silent, admit: admit,
-                                    refuse: { r, _ in probe.monitor.locked { probe.refused.append(r) } },
-                                    execute: execute)
+                                    refuse: { r, _, _ in probe.monitor.locked { probe.refused.append(r) } },
+                                    execute: { job, _ in execute(job) }, send: { _ in })
         final class Result: @unchecked Sendable { var value: (ending: String, requests: Int)? }
         let result = Result()
         let done = DispatchSemaphoreBox()
@@ -82,7 +82,8 @@ final class TransmissionPoolTests: XCTestCase {
 
     func testRequestsRunSideBySide() throws {
         // Each execution waits until all eight have started: only threads
-        // taking turns at the socket can get there.
+        // taking turns at the socket can get there. The requests are sent
+        // one by one, so none joins another's batch.
         let probe = Probe()
         let (client, finish) = try startPool(probe) { job in
             probe.monitor.locked {
@@ -96,14 +97,63 @@ final class TransmissionPoolTests: XCTestCase {
                 probe.executed.append(job)
             }
         }
-        var stream: [UInt8] = []
-        for i in 0..<8 { stream += Request(command: .read, cookie: UInt64(i), offset: UInt64(i) * 4096, length: 4096).encode() }
-        send(client, stream)
-        usleep(200_000)
+        for i in 0..<8 {
+            send(client, Request(command: .read, cookie: UInt64(i), offset: UInt64(i) * 4096, length: 4096).encode())
+            var rounds = 0
+            while probe.monitor.locked({ probe.started }) <= i && rounds < 200 {
+                usleep(10_000)
+                rounds += 1
+            }
+        }
         send(client, Request(command: .disc, cookie: 99).encode())
         _ = finish()
         XCTAssertEqual(probe.monitor.locked { probe.started }, 8)
         XCTAssertLessThanOrEqual(8, TransmissionPool.maxThreads)
+    }
+
+    func testRequestsReceivedTogetherAreAnsweredTogether() throws {
+        // Eight READs in one burst are one batch: one send carries the eight
+        // replies. A FLUSH does not join a batch (READ 20 goes alone); a READ
+        // behind it joins its batch.
+        let probe = Probe()
+        final class Sends: @unchecked Sendable {
+            let monitor = Monitor()
+            var sizes: [Int] = []
+        }
+        let sends = Sends()
+        var fds: [Int32] = [0, 0]
+        XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds), 0)
+        defer { close(fds[1]) }
+        let pool = TransmissionPool(reader: RequestReader(fd: fds[0]), log: .silent, admit: { _ in nil },
+                                    refuse: { _, _, _ in },
+                                    execute: { job, out in
+                                        out.append([UInt8(truncatingIfNeeded: job.request.cookie)])
+                                        probe.monitor.locked { probe.executed.append(job) }
+                                    },
+                                    send: { bytes in sends.monitor.locked { sends.sizes.append(bytes.count) } })
+        var stream: [UInt8] = []
+        for i in 0..<8 { stream += Request(command: .read, cookie: UInt64(i), offset: UInt64(i) * 4096, length: 4096).encode() }
+        send(fds[1], stream)
+        let first = DispatchSemaphoreBox()
+        try startThread("pool") {
+            _ = pool.run()
+            first.signal()
+        }
+        var rounds = 0
+        while sends.monitor.locked({ sends.sizes.count }) < 1 && rounds < 500 {
+            usleep(10_000)
+            rounds += 1
+        }
+        XCTAssertEqual(sends.monitor.locked { sends.sizes }, [8])
+        send(fds[1], Request(command: .read, cookie: 20, length: 512).encode() + Request(command: .flush, cookie: 21).encode()
+             + Request(command: .read, cookie: 22, length: 512).encode() + Request(command: .disc, cookie: 23).encode())
+        XCTAssertTrue(first.wait(seconds: 10))
+        XCTAssertEqual(sends.monitor.locked { sends.sizes.sorted() }, [1, 2, 8])
+        XCTAssertEqual(probe.monitor.locked { probe.executed.count }, 11)
+        XCTAssertTrue(TransmissionPool.mayJoinBatch(Request(command: .write, cookie: 1, length: 4096)))
+        XCTAssertFalse(TransmissionPool.mayJoinBatch(Request(command: .write, flags: .fua, cookie: 1, length: 4096)))
+        XCTAssertFalse(TransmissionPool.mayJoinBatch(Request(command: .read, cookie: 1, length: Executor.sendfileMinimum)))
+        close(fds[0])
     }
 
     func testPayloadsKeepTheirFramingAcrossRefusalsAndTheBuffer() throws {

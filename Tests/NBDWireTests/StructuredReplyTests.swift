@@ -16,6 +16,23 @@ final class StructuredReplyTests: XCTestCase {
         XCTAssertEqual(Chunk.offsetDataHeader(cookie: 0x1234, offset: 0, dataLength: 1, done: false)[4..<8], [0, 0, 0, 1])
     }
 
+    func testInPlaceHeadersMatchAtAnyAlignment() {
+        // The server writes reply headers straight into its send buffer,
+        // wherever the previous reply ended.
+        for shift in 0..<8 {
+            var raw = [UInt8](repeating: 0xcc, count: shift + Chunk.offsetDataHeaderSize + SimpleReply.size)
+            raw.withUnsafeMutableBytes { p in
+                Chunk.storeOffsetDataHeader(to: p.baseAddress! + shift, cookie: 0x1234, offset: 0x200, dataLength: 4, done: true)
+                SimpleReply(error: .nospc, cookie: 0x1234).store(to: p.baseAddress! + shift + Chunk.offsetDataHeaderSize)
+            }
+            XCTAssertEqual(Array(raw[..<shift]), [UInt8](repeating: 0xcc, count: shift))
+            XCTAssertEqual(Array(raw[shift..<(shift + Chunk.offsetDataHeaderSize)]),
+                           magic + [0, 1, 0, 1] + cookie + [0, 0, 0, 12] + [0, 0, 0, 0, 0, 0, 2, 0], "shift \(shift)")
+            XCTAssertEqual(Array(raw[(shift + Chunk.offsetDataHeaderSize)...]),
+                           [0x67, 0x44, 0x66, 0x98, 0, 0, 0, 28] + cookie, "shift \(shift)")
+        }
+    }
+
     func testOffsetHole() {
         // no flags, type 2, length 12, offset 0x1000, hole of 0x10000
         XCTAssertEqual(Chunk.offsetHole(cookie: 0x1234, offset: 0x1000, length: 0x10000, done: false),
