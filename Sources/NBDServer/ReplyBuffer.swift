@@ -2,10 +2,12 @@
 // is pread(2) straight into it behind its header, and the replies of a batch
 // of requests (TransmissionPool) go out together. Kept from request to
 // request, so building a reply allocates nothing; memory beyond `kept` is
-// given back after each send, so a 64 MiB READ does not stay resident.
+// given back after each send, so a big READ does not stay resident in every
+// thread of every connection (READs of a plain file that big go out with
+// sendfile anyway).
 final class ReplyBuffer {
     /// Capacity kept between sends.
-    static let kept = 256 << 10
+    static let kept = 64 << 10
 
     private var base: UnsafeMutableRawPointer?
     private var capacity = 0

@@ -5,8 +5,10 @@
 // one thread to another, so a request costs no wake-up on its way to the
 // backend; while one thread waits in pread(2) or send(2), the next one is
 // already reading. Threads are started on demand, when a request is taken and
-// nobody is left waiting for the turn, up to `maxThreads`: a client at queue
-// depth 1 keeps two, an idle connection one.
+// nobody is left waiting for the turn, up to `maxThreads`; a thread that
+// finishes while two others already wait for the turn leaves, so a burst's
+// threads do not outlive it: a client at queue depth 1 keeps two, an idle
+// connection at most four.
 //
 // Requests that have already arrived whole behind the first one are taken in
 // the same turn, up to `maxBatch`, executed one after the other and answered
@@ -69,7 +71,7 @@ final class TransmissionPool: @unchecked Sendable {
     /// many requests were read.
     func run() -> (ending: String, requests: Int) {
         state.locked { threads += 1 }
-        member()
+        member(stays: true)
         state.locked {
             threads -= 1
             state.broadcast()
@@ -78,6 +80,9 @@ final class TransmissionPool: @unchecked Sendable {
         return turn.locked { (ending ?? "", requests) }
     }
 
+    /// Threads alive now (tests).
+    var liveThreads: Int { state.locked { threads } }
+
     private enum Step {
         case job(Job)
         case refused(Request, Rejection)
@@ -85,12 +90,18 @@ final class TransmissionPool: @unchecked Sendable {
 
     /// One thread's life: take the turn, take a batch, pass the turn on,
     /// execute and reply; until the stream ends.
-    private func member() {
+    /// `stays`: the thread that called run(), which never leaves early.
+    private func member(stays: Bool) {
         let out = ReplyBuffer()
         var batch: [Step] = []
         batch.reserveCapacity(Self.maxBatch)
         while true {
-            state.locked { waiting += 1 }
+            let surplus: Bool = state.locked {
+                if !stays && waiting >= 2 { return true }
+                waiting += 1
+                return false
+            }
+            if surplus { return }
             turn.locked {
                 state.locked { waiting -= 1 }
                 takeBatch(into: &batch)
@@ -195,7 +206,7 @@ final class TransmissionPool: @unchecked Sendable {
         guard grow else { return }
         do {
             try startThread("transmission") { [self] in
-                member()
+                member(stays: false)
                 state.locked {
                     threads -= 1
                     state.broadcast()

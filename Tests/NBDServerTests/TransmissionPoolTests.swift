@@ -20,7 +20,7 @@ final class TransmissionPoolTests: XCTestCase {
     /// A pool reading one end of a socketpair; `execute` runs in the probe.
     /// Returns the client's end and a function that waits for run()'s result.
     private func startPool(_ probe: Probe, admit: @escaping (Request) -> Rejection? = { _ in nil },
-                           execute: @escaping (Job) -> Void) throws -> (Int32, () -> (ending: String, requests: Int)?) {
+                           execute: @escaping (Job) -> Void) throws -> (Int32, () -> (ending: String, requests: Int)?, TransmissionPool) {
         var fds: [Int32] = [0, 0]
         XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds), 0)
         let serverEnd = fds[0]
@@ -36,7 +36,7 @@ final class TransmissionPoolTests: XCTestCase {
             done.signal()
         }
         addTeardownBlock { close(fds[1]) }
-        return (fds[1], { done.wait(seconds: 10) ? result.value : nil })
+        return (fds[1], { done.wait(seconds: 10) ? result.value : nil }, pool)
     }
 
     private func send(_ fd: Int32, _ bytes: [UInt8]) {
@@ -51,7 +51,7 @@ final class TransmissionPoolTests: XCTestCase {
 
     func testReadRepliesCountAgainstTheMemoryBudget() throws {
         let probe = Probe()
-        let (client, finish) = try startPool(probe) { job in
+        let (client, finish, _) = try startPool(probe) { job in
             probe.monitor.locked {
                 probe.started += 1
                 probe.monitor.broadcast()
@@ -85,7 +85,7 @@ final class TransmissionPoolTests: XCTestCase {
         // taking turns at the socket can get there. The requests are sent
         // one by one, so none joins another's batch.
         let probe = Probe()
-        let (client, finish) = try startPool(probe) { job in
+        let (client, finish, pool) = try startPool(probe) { job in
             probe.monitor.locked {
                 probe.started += 1
                 probe.monitor.broadcast()
@@ -105,6 +105,13 @@ final class TransmissionPoolTests: XCTestCase {
                 rounds += 1
             }
         }
+        // The burst over, its threads leave but for the reader and two waiting.
+        var rounds = 0
+        while (probe.monitor.locked { probe.executed.count } < 8 || pool.liveThreads > 4) && rounds < 200 {
+            usleep(10_000)
+            rounds += 1
+        }
+        XCTAssertLessThanOrEqual(pool.liveThreads, 4, "threads left after the burst")
         send(client, Request(command: .disc, cookie: 99).encode())
         _ = finish()
         XCTAssertEqual(probe.monitor.locked { probe.started }, 8)
@@ -161,7 +168,7 @@ final class TransmissionPoolTests: XCTestCase {
         // the read buffer and a small one sent in the same burst arrive whole.
         let probe = Probe()
         let refuseCookie: UInt64 = 7
-        let (client, finish) = try startPool(probe, admit: { $0.cookie == refuseCookie ? Rejection(.perm, "test") : nil }) { job in
+        let (client, finish, _) = try startPool(probe, admit: { $0.cookie == refuseCookie ? Rejection(.perm, "test") : nil }) { job in
             probe.monitor.locked { probe.executed.append(job) }
         }
         let large = (0..<(RequestReader.capacity * 3 + 5)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
@@ -192,7 +199,7 @@ final class TransmissionPoolTests: XCTestCase {
         ]
         for (stream, expected) in cases {
             let probe = Probe()
-            let (client, finish) = try startPool(probe) { _ in }
+            let (client, finish, _) = try startPool(probe) { _ in }
             send(client, stream)
             shutdown(client, Int32(SHUT_WR))
             let ending = finish()?.ending ?? "no result"
