@@ -171,6 +171,35 @@ static inline long shim_packet_send_broadcast(int fd, int ifindex, const void *b
     return (long)sendto(fd, buf, len, 0, (struct sockaddr *)&a, sizeof a);
 }
 
+/// NETLINK_ROUTE, for rtnetlink (RTM_NEWADDR, RTM_NEWROUTE).
+static const int shim_NETLINK_ROUTE = NETLINK_ROUTE;
+
+/// A UDP socket connected to `addr` (4 bytes for AF_INET, 16 for AF_INET6,
+/// network order) port `port`, so that it only receives that peer's
+/// datagrams. Returns the fd, or -1 with errno.
+static inline int shim_udp_connect(int family, const unsigned char *addr, int port) {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    memset(&ss, 0, sizeof ss);
+    if (family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)port);
+        memcpy(&a->sin6_addr, addr, 16);
+        len = sizeof *a;
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)port);
+        memcpy(&a->sin_addr, addr, 4);
+        len = sizeof *a;
+    }
+    int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    if (connect(fd, (struct sockaddr *)&ss, len) != 0) { int e = errno; close(fd); errno = e; return -1; }
+    return fd;
+}
+
 /// clock_gettime(CLOCK_MONOTONIC) in milliseconds (about the time since the kernel started).
 static inline long long shim_monotonic_ms(void) {
     struct timespec t;
