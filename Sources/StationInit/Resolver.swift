@@ -146,8 +146,8 @@ func exchange(_ packet: [UInt8], _ query: DNSQuery, server: IPAddress, until: In
     }
 }
 
-/// A query ID from /dev/urandom (the clock if that cannot be read).
+/// A query ID (shim_random16: /dev/urandom would stall the boot while the
+/// kernel gathers entropy).
 func randomQueryID() -> UInt16 {
-    if let r = readDeviceHead("/dev/urandom", length: 2), r.count == 2 { return UInt16(r[0]) << 8 | UInt16(r[1]) }
-    return UInt16(truncatingIfNeeded: shim_monotonic_ms())
+    UInt16(truncatingIfNeeded: shim_random16())
 }

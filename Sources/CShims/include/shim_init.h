@@ -19,6 +19,7 @@
 #include <netpacket/packet.h>
 #include <sys/swap.h>
 #include <linux/loop.h>
+#include <sys/random.h>
 
 static const unsigned long shim_MS_MOVE = MS_MOVE;
 static const unsigned long shim_MS_RDONLY = MS_RDONLY;
@@ -198,6 +199,19 @@ static inline int shim_udp_connect(int family, const unsigned char *addr, int po
     if (fd < 0) return -1;
     if (connect(fd, (struct sockaddr *)&ss, len) != 0) { int e = errno; close(fd); errno = e; return -1; }
     return fd;
+}
+
+/// 16 random bits that never wait for the kernel's RNG: early in boot a
+/// read of /dev/urandom first tries to gather entropy (over a second under
+/// QEMU's TCG). getrandom(GRND_INSECURE) (Linux 5.6), else GRND_NONBLOCK,
+/// else the clock's nanoseconds. For DNS query IDs, not for keys.
+static inline unsigned shim_random16(void) {
+    unsigned short v;
+    if (getrandom(&v, sizeof v, GRND_INSECURE) == (ssize_t)sizeof v) return v;
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) == (ssize_t)sizeof v) return v;
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (unsigned)((t.tv_nsec ^ (t.tv_nsec >> 16) ^ t.tv_sec) & 0xffff);
 }
 
 /// clock_gettime(CLOCK_MONOTONIC) in milliseconds (about the time since the kernel started).
