@@ -10,9 +10,9 @@
 //   linux/if_addr.h     struct ifaddrmsg { u8 family; u8 prefixlen; u8 flags; u8 scope; u32 index; }  8 bytes
 //                       IFA_ADDRESS = 1
 //   linux/rtnetlink.h   struct rtmsg { u8 family, dst_len, src_len, tos, table, protocol, scope, type; u32 flags; }  12 bytes
-//                       RTA_OIF = 4, RTA_GATEWAY = 5; RTM_NEWADDR = 20, RTM_NEWROUTE = 24
+//                       RTA_OIF = 4, RTA_GATEWAY = 5, RTA_PRIORITY = 6; RTM_NEWADDR = 20, RTM_NEWROUTE = 24
 // `ip -6 addr add fec0::15/64 dev eth0` and `ip -6 route add default via
-// fec0::2 dev eth0` send the same two requests.
+// fec0::2 dev eth0 metric 1000` send the same two requests.
 
 public enum RouteNetlink {
     public static let headerSize = 16
@@ -26,6 +26,13 @@ public enum RouteNetlink {
     static let ifaAddress: UInt16 = 1
     static let rtaOIF: UInt16 = 4
     static let rtaGateway: UInt16 = 5
+    static let rtaPriority: UInt16 = 6
+    /// The static default route's metric: below the 1024 of the routes the
+    /// kernel takes from router advertisements (accept_ra stays on), so the
+    /// gateway of ip= wins whichever came first. With NLM_F_EXCL the kernel
+    /// refuses a second IPv6 route of the same prefix and metric (EEXIST),
+    /// even through another gateway.
+    public static let staticRouteMetric: UInt32 = 1000
     /// RT_TABLE_MAIN, RTPROT_BOOT (what `ip route add` uses), RT_SCOPE_UNIVERSE, RTN_UNICAST.
     static let tableMain: UInt8 = 254
     static let protocolBoot: UInt8 = 3
@@ -41,7 +48,8 @@ public enum RouteNetlink {
     }
 
     /// RTM_NEWROUTE: the default route (::/0) via `gateway` out of `ifindex`
-    /// (the interface is given too, so a link-local gateway works).
+    /// (the interface is given too, so a link-local gateway works), metric
+    /// staticRouteMetric.
     public static func addDefaultRoute(seq: UInt32, ifindex: UInt32, gateway: IPv6Address) -> [UInt8] {
         var body: [UInt8] = [familyIPv6, 0, 0, 0, tableMain, protocolBoot, scopeUniverse, typeUnicast]
         appendU32(&body, 0)
@@ -49,6 +57,9 @@ public enum RouteNetlink {
         var oif: [UInt8] = []
         appendU32(&oif, ifindex)
         appendAttribute(&body, rtaOIF, oif)
+        var metric: [UInt8] = []
+        appendU32(&metric, staticRouteMetric)
+        appendAttribute(&body, rtaPriority, metric)
         return message(type: newRoute, seq: seq, body: body)
     }
 

@@ -9,7 +9,9 @@
 // (/proc/net/if_inet6: not IFA_F_TENTATIVE). A static address and its
 // default route go in by rtnetlink (RTM_NEWADDR, RTM_NEWROUTE, built by
 // BootCore/RouteNetlink.swift), with the same wait for DAD before the
-// route and before anything connects.
+// route and before anything connects. The route's metric (1000) is below
+// that of the routes router advertisements add (1024), so ip='s gateway
+// wins, whichever came first.
 #if canImport(CShims)
 import CShims
 #endif

@@ -18,14 +18,15 @@ final class NetConf6Tests: XCTestCase {
         XCTAssertEqual(RouteNetlink.addAddress(seq: 1, ifindex: 2, address: fec0_15, prefixLength: 64), want)
     }
 
-    /// `ip -6 route add default via fec0::2 dev eth0`.
+    /// `ip -6 route add default via fec0::2 dev eth0 metric 1000`.
     func testNewRouteGoldenBytes() {
         let want: [UInt8] = [
-            0x38, 0, 0, 0, 0x18, 0, 0x05, 0x06, 2, 0, 0, 0, 0, 0, 0, 0,  // len 56, RTM_NEWROUTE, seq 2
+            0x40, 0, 0, 0, 0x18, 0, 0x05, 0x06, 2, 0, 0, 0, 0, 0, 0, 0,  // len 64, RTM_NEWROUTE, seq 2
             10, 0, 0, 0, 254, 3, 0, 1, 0, 0, 0, 0,                      // rtmsg: ::/0, main table, RTPROT_BOOT, universe, unicast
             20, 0, 5, 0,                                                // RTA_GATEWAY
             0xfe, 0xc0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02,
             8, 0, 4, 0, 2, 0, 0, 0,                                     // RTA_OIF 2
+            8, 0, 6, 0, 0xe8, 0x03, 0, 0,                               // RTA_PRIORITY 1000
         ]
         XCTAssertEqual(RouteNetlink.addDefaultRoute(seq: 2, ifindex: 2, gateway: fec0_2), want)
     }

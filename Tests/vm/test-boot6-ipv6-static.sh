@@ -49,7 +49,9 @@ b6_expect "$log" \
   "NET6CONF DEVICE6='eth0' IPV6PROTO='none' IPV6ADDR='fec0::15' IPV6NETMASK='64' IPV6GATEWAY='fec0::2'" \
   "NET4CONF ls: /run/net-eth0.conf: No such file"
 line_has ADDR6 "fec0::15/64 site"
-line_has ROUTE6 "default via fec0::2 dev eth0"
+# metric 1000, below the 1024 of the route QEMU's router advertisement adds
+# (which may come before or after the init's RTM_NEWROUTE)
+line_has ROUTE6 "default via fec0::2 dev eth0  metric 1000"
 # autoconf=0: the router advertisements QEMU sends add no SLAAC address.
 if grep -a '^ADDR6' "$log" | grep -q 'fec0::5054'; then
   vm_log "FAIL: a SLAAC address came up beside the static one: $(grep -a '^ADDR6' "$log")"; B6_FAIL=1
