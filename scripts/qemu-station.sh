@@ -3,17 +3,20 @@
 #
 #   scripts/qemu-station.sh --kernel VMLINUZ --initrd INITRD --log CONSOLE.log
 #       [--append "KERNEL ARGS"] [--memory 512M] [--timeout 120] [--follow]
-#       [-- EXTRA QEMU ARGS...]
+#       [--netdev-options OPTS] [-- EXTRA QEMU ARGS...]
 #
 # Every option also reads from the environment: STATION_KERNEL,
 # STATION_INITRD, STATION_LOG, STATION_APPEND, STATION_MEMORY,
-# STATION_TIMEOUT (seconds), STATION_FOLLOW=1. QEMU_SYSTEM names the
-# emulator (default qemu-system-x86_64).
+# STATION_TIMEOUT (seconds), STATION_FOLLOW=1, STATION_NETDEV_OPTIONS.
+# QEMU_SYSTEM names the emulator (default qemu-system-x86_64).
 #
 # The machine: q35, one CPU, TCG (KVM hangs in containers: "failed to set
 # MSR 0x10a"), no display, no disk, the serial console written to the log
 # file, one virtio-net NIC on QEMU's user network (guest 10.0.2.15 by DHCP,
-# the host's 127.0.0.1 seen as 10.0.2.2). The kernel command line is
+# the host's 127.0.0.1 seen as 10.0.2.2; IPv6 on too, QEMU's default: the
+# prefix fec0::/64 in router advertisements, the host's ::1 seen as
+# fec0::2). --netdev-options adds to -netdev user,id=n0 (e.g. ipv6=off,
+# or ipv6-prefix=2001:db8::). The kernel command line is
 # "console=ttyS0 panic=-1 loglevel=4" followed by --append: with
 # -no-reboot, a panic or a reboot ends QEMU at once instead of looping.
 # Standard input is /dev/null (CI has none; -nographic would fail there).
@@ -29,6 +32,7 @@ set -euo pipefail
 kernel=${STATION_KERNEL:-}; initrd=${STATION_INITRD:-}; log=${STATION_LOG:-}
 append=${STATION_APPEND:-}; memory=${STATION_MEMORY:-512M}
 timeout_s=${STATION_TIMEOUT:-120}; follow=${STATION_FOLLOW:-0}
+netdev_options=${STATION_NETDEV_OPTIONS:-}
 qemu=${QEMU_SYSTEM:-qemu-system-x86_64}
 usage() {
   sed -n '4,7p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -45,6 +49,7 @@ while [ $# -gt 0 ]; do
     --memory) memory=${2:-}; shift 2 ;;
     --timeout) timeout_s=${2:-}; shift 2 ;;
     --follow) follow=1; shift ;;
+    --netdev-options) netdev_options=${2:-}; shift 2 ;;
     --no-follow) follow=0; shift ;;
     -h|--help) usage ;;
     --) shift; extra=("$@"); break ;;
@@ -60,6 +65,7 @@ done
 [[ $log != *,* ]] || usage "console log path '$log' contains a comma, which QEMU's -serial file: cannot take"
 [[ $timeout_s =~ ^[0-9]+$ ]] && [ "$timeout_s" -gt 0 ] || usage "timeout '$timeout_s' is not a positive number of seconds"
 [[ $memory =~ ^[0-9]+[MG]?$ ]] || usage "memory '$memory' is not a size like 512M or 1G"
+[[ $netdev_options =~ ^[A-Za-z0-9_.:=,/-]*$ ]] || usage "netdev options '$netdev_options' are not KEY=VALUE[,KEY=VALUE...] for -netdev user"
 command -v "$qemu" >/dev/null || { echo "qemu-station.sh: $qemu not found: install qemu-system-x86 (make deps)" >&2; exit 2; }
 
 mkdir -p "$(dirname "$log")"
@@ -78,7 +84,7 @@ trap 'stop; exit 143' TERM
 timeout -k 5 "$timeout_s" "$qemu" -M q35 -m "$memory" -smp 1 -accel tcg \
   -display none -vga none -serial "file:$log" -monitor none -no-reboot \
   -kernel "$kernel" -initrd "$initrd" -append "$cmdline" \
-  -netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
+  -netdev "user,id=n0${netdev_options:+,$netdev_options}" -device virtio-net-pci,netdev=n0 \
   "${extra[@]}" </dev/null &
 qemu_pid=$!
 if [ "$follow" = 1 ]; then

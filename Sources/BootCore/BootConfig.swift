@@ -4,6 +4,8 @@
 //                            NBDServerForms.swift); root=LABEL=x / UUID=y
 //   nbdswap=                 swap over NBD (same forms; /dev/nbd1 by default)
 //   ip=                      network (IPConfig.swift); DHCP when absent
+//   nameserver=              dracut's: a DNS server for server names
+//                            (repeatable; IPv4, or IPv6 with or without [ ])
 //   BOOTIF=01-aa-bb-cc-dd-ee-ff   pxelinux's boot NIC, chosen by MAC
 //   rootfstype=              default: dracut's FSTYPE, else detected
 //   rootflags=               mount options, default none (MountOptions: the
@@ -38,6 +40,8 @@ public struct BootConfig: Equatable, Sendable {
     public var root: NBDRoot
     public var swap: NBDSwap?
     public var ip: IPConfig
+    /// nameserver= values, in order: asked before ip='s dns0/dns1 and DHCP's.
+    public var nameservers: [IPAddress]
     /// BOOTIF=: the hardware address of the NIC to use, or nil.
     public var bootMAC: [UInt8]?
     /// rootfstype=; nil: dracut's FSTYPE, else what the superblock says.
@@ -57,7 +61,7 @@ public struct BootConfig: Equatable, Sendable {
     /// The nbdboot.* keys the init knows.
     public static let knownKeys = ["nbdboot.debug", "nbdboot.fail-delay", "nbdboot.overlay", "nbdboot.toram"]
 
-    public init(root: NBDRoot, ip: IPConfig, swap: NBDSwap? = nil, bootMAC: [UInt8]? = nil,
+    public init(root: NBDRoot, ip: IPConfig, nameservers: [IPAddress] = [], swap: NBDSwap? = nil, bootMAC: [UInt8]? = nil,
                 rootFSType: String? = nil, rootFlags: String? = nil, readOnlyFlag: Bool? = nil,
                 initPath: String = "/sbin/init", mode: RootMode = .direct, debug: Bool = false,
                 breakBeforeSwitch: Bool = false, shellOnFailure: Bool = false,
@@ -65,6 +69,7 @@ public struct BootConfig: Equatable, Sendable {
         self.root = root
         self.swap = swap
         self.ip = ip
+        self.nameservers = nameservers
         self.bootMAC = bootMAC
         self.rootFSType = rootFSType
         self.rootFlags = rootFlags
@@ -94,6 +99,14 @@ public struct BootConfig: Equatable, Sendable {
                                      nbddev: cmdline.value("nbddev"), netroot: cmdline.value("netroot"))
         let ip = try IPConfig.parse(cmdline.value("ip"))
         var c = BootConfig(root: root, ip: ip)
+        for v in cmdline.values("nameserver") {
+            guard let a = IPAddress(v) else {
+                throw BootConfigError(parameter: "nameserver", value: v,
+                                      problem: "is not an IPv4 or IPv6 address (a DNS server for the server's name)",
+                                      example: "nameserver=10.0.2.3 or nameserver=[fec0::3]")
+            }
+            if !c.nameservers.contains(a) { c.nameservers.append(a) }
+        }
         if let v = cmdline.value("nbdswap") {
             c.swap = try NBDSwap.parse(v, rootDevice: root.device.whole)
         }

@@ -52,6 +52,16 @@ public struct KernelCommandLine: Equatable, Sendable {
         return nil
     }
 
+    /// The values of every `key=value` word, in command-line order (for
+    /// repeatable parameters such as dracut's `nameserver=`).
+    public func values(_ key: String) -> [String] {
+        var out: [String] = []
+        for p in parameters where p.key == key {
+            if let v = p.value { out.append(v) }
+        }
+        return out
+    }
+
     /// True when `key` appears at all, bare or with a value.
     public func contains(_ key: String) -> Bool {
         parameters.contains { $0.key == key }

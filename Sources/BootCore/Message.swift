@@ -28,3 +28,8 @@ public struct Message: ExpressibleByStringInterpolation, Sendable {
         @inline(never) public mutating func appendInterpolation(_ n: UInt8) { text.append(String(n)) }
     }
 }
+
+/// The text of an interpolated literal, built by Message's out-of-line
+/// pieces rather than Swift's inlined String interpolation:
+/// `messageText("/proc/sys/net/ipv6/conf/\(device)/autoconf")`.
+public func messageText(_ m: Message) -> String { m.text }

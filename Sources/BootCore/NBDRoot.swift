@@ -124,14 +124,18 @@ public struct NBDRoot: Equatable, Sendable {
     /// dracut's FSTYPE and FLAGS fields, when the server came in that form.
     public var fsType: String?
     public var flags: String?
+    /// Where the server came from, for messages: `root=`, `netroot=`,
+    /// `nbdroot=` or `the DHCP root-path`.
+    public var source: String
 
     public init(server: NBDServerSpec?, device: NBDDevice, selector: RootSelector = .device,
-                fsType: String? = nil, flags: String? = nil) {
+                fsType: String? = nil, flags: String? = nil, source: String = "nbdroot=") {
         self.server = server
         self.device = device
         self.selector = selector
         self.fsType = fsType
         self.flags = flags
+        self.source = source
     }
 
     /// Reads `nbdroot=`, `root=`, `netroot=` and `nbddev=` (nil when absent).
@@ -147,8 +151,10 @@ public struct NBDRoot: Equatable, Sendable {
         var fromDHCP = false
         if let root, NBDServerValue.isNBDForm(root) {
             value = try NBDServerValue.parse(root, parameter: "root")
+            out.source = "root="
         } else if let netroot, NBDServerValue.isNBDForm(netroot) {
             value = try NBDServerValue.parse(netroot, parameter: "netroot")
+            out.source = "netroot="
         } else if root == "dhcp" || netroot == "dhcp" {
             fromDHCP = true
         } else if let nbdroot {
@@ -162,6 +168,7 @@ public struct NBDRoot: Equatable, Sendable {
                                   problem: "is not an NBD root (nbd:SRV:PORT|NAME, nbd://HOST/NAME or dhcp)",
                                   example: "netroot=nbd:10.0.2.2:10809")
         }
+        if fromDHCP { out.source = "the DHCP root-path" }
         guard value != nil || fromDHCP else {
             throw BootConfigError(parameter: "nbdroot", value: nil,
                                   problem: "the kernel command line does not say which NBD server holds the root filesystem (nor does root=nbd:..., root=nbd://... or root=dhcp)",
@@ -288,7 +295,7 @@ extension NBDRoot {
     /// means the whole value comes from DHCP option 17 (`rootPath`), in any
     /// accepted form (Debian's, dracut's nbd:, an NBD URI). The result
     /// carries dracut's FSTYPE/FLAGS when the root-path had them.
-    public func resolveServer(rootServer: IPv4Address?, rootPath: String) throws(ServerResolutionError) -> NBDServerValue {
+    public func resolveServer(rootServer: IPAddress?, rootPath: String) throws(ServerResolutionError) -> NBDServerValue {
         var value: NBDServerValue
         if let s = server {
             value = NBDServerValue(server: s, fsType: fsType, flags: flags)
@@ -304,7 +311,7 @@ extension NBDRoot {
             }
         }
         guard value.server.hostFromDHCP else { return value }
-        guard let s = rootServer, !s.isAny else {
+        guard let s = rootServer, s != .v4(.any), s != .v6(.any) else {
             throw ServerResolutionError(
                 what: "the NBD server's address is left to DHCP, but no boot server is known (no DHCP siaddr or server id, no server field in ip=)",
                 hint: "write the server in nbdroot=, e.g. nbdroot=10.0.2.2:10809/\(value.server.exportName)")

@@ -41,11 +41,16 @@ public struct NetworkSettings: Equatable, Sendable {
                   rootServer: lease.rootServer, rootPath: lease.rootPath, bootFile: lease.bootFile)
     }
 
-    /// From a static `ip=` (its method must be .manual, so address and netmask are set).
+    /// From a static `ip=` (its method must be .manual with an IPv4
+    /// address, so address and netmask are set); its IPv4 dns0/dns1 and server.
     public init(device: String, config c: IPConfig) {
         let a = c.address ?? .any
+        var dns: [IPv4Address] = []
+        for d in c.dns { if case .v4(let v) = d { dns.append(v) } }
+        var server: IPv4Address? = nil
+        if case .v4(let v) = c.server { server = v }
         self.init(device: device, proto: "none", address: a, netmask: c.netmask ?? a.classfulNetmask,
-                  gateway: c.gateway, dns: c.dns, hostname: c.hostname, rootServer: c.server)
+                  gateway: c.gateway, dns: dns, hostname: c.hostname, rootServer: server)
     }
 
     /// One line for the log: `eth0 10.0.2.15/255.255.255.0 gw 10.0.2.2 dns 10.0.2.3 server 10.0.2.2`.
@@ -60,14 +65,6 @@ public struct NetworkSettings: Equatable, Sendable {
 
     /// The text of /run/net-DEVICE.conf, shell-sourceable, values in single quotes.
     public var netConfText: String {
-        func q(_ s: String) -> String {  // single quotes; ' becomes '\''
-            var out: [UInt8] = [UInt8(ascii: "'")]
-            for ch in s.utf8 {
-                if ch == UInt8(ascii: "'") { out += Array("'\\''".utf8) } else { out.append(ch) }
-            }
-            out.append(UInt8(ascii: "'"))
-            return String(decoding: out, as: UTF8.self)
-        }
         let zero = IPv4Address.any.text
         let lines: [(String, String)] = [
             ("DEVICE", device),
@@ -85,9 +82,7 @@ public struct NetworkSettings: Equatable, Sendable {
             ("ROOTPATH", rootPath),
             ("filename", bootFile),
         ]
-        var text = ""
-        for (k, v) in lines { text += "\(k)=\(q(v))\n" }
-        return text
+        return shellAssignments(lines)
     }
 
     /// The text of /etc/resolv.conf: `search` then one `nameserver` per server.
@@ -97,4 +92,18 @@ public struct NetworkSettings: Equatable, Sendable {
         for d in dns { text += "nameserver \(d.text)\n" }
         return text
     }
+}
+
+/// `KEY='value'` lines, shell-sourceable: single quotes, ' written as '\''.
+func shellAssignments(_ lines: [(String, String)]) -> String {
+    var text = ""
+    for (k, v) in lines {
+        var out: [UInt8] = Array(k.utf8) + [UInt8(ascii: "="), UInt8(ascii: "'")]
+        for ch in v.utf8 {
+            if ch == UInt8(ascii: "'") { out += Array("'\\''".utf8) } else { out.append(ch) }
+        }
+        out += [UInt8(ascii: "'"), UInt8(ascii: "\n")]
+        text += String(decoding: out, as: UTF8.self)
+    }
+    return text
 }

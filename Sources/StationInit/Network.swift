@@ -1,7 +1,8 @@
 // Step 4: the network. Loopback up, pick the NIC (ip='s device, else the
 // first non-lo name in /sys/class/net, waiting for the driver), bring it
-// up, wait for carrier, then DHCP (DHCPClient.swift) or the static ip=,
-// and record the result in /run/net-DEVICE.conf and /etc/resolv.conf.
+// up, wait for carrier, then DHCP (DHCPClient.swift), the static ip=, or
+// IPv6 (Network6.swift: SLAAC or a static address), and record the result
+// in /run/net-DEVICE.conf, /run/net6-DEVICE.conf and /etc/resolv.conf.
 // Interface ioctls: netdevice(7) on an AF_INET datagram socket.
 #if canImport(CShims)
 import CShims
@@ -21,9 +22,10 @@ func inetControlSocket() throws(InitFailure) -> Int32 {
     return s
 }
 
-/// Brings up the network as `config` says; returns the settings applied,
-/// or nil for ip=off.
-func configureNetwork(_ config: IPConfig, bootMAC: [UInt8]? = nil) throws(InitFailure) -> NetworkSettings? {
+/// Brings up the network as `config` says; returns what was set up, or
+/// nil for ip=off. `nameservers` (nameserver=) go into /etc/resolv.conf
+/// with ip='s and DHCP's.
+func configureNetwork(_ config: IPConfig, bootMAC: [UInt8]? = nil, nameservers: [IPAddress] = []) throws(InitFailure) -> StationNetwork? {
     let sock = try inetControlSocket()
     defer { _ = close(sock) }
     if shim_if_up(sock, "lo") != 0 { logWarning("cannot bring lo up: \(Errno.current.description)") }
@@ -32,6 +34,7 @@ func configureNetwork(_ config: IPConfig, bootMAC: [UInt8]? = nil) throws(InitFa
         return nil
     }
     let device = try waitForInterface(named: config.device, mac: bootMAC)
+    if config.usesIPv6 { try prepareIPv6(device: device, slaac: config.method == .auto6) }
     if shim_if_up(sock, device) != 0 {
         throw InitFailure("cannot bring \(device) up (SIOCSIFFLAGS)", SysError("ioctl", Errno.current, device))
     }
@@ -40,7 +43,7 @@ func configureNetwork(_ config: IPConfig, bootMAC: [UInt8]? = nil) throws(InitFa
     } else {
         logWarning("\(device) has no carrier after \(carrierWaitMillis / 1000) s; trying anyway (is the cable or the VM's -netdev connected?)")
     }
-    let settings: NetworkSettings
+    var network = StationNetwork(device: device)
     switch config.method {
     case .dhcp:
         var mac = [UInt8](repeating: 0, count: 6)
@@ -49,14 +52,26 @@ func configureNetwork(_ config: IPConfig, bootMAC: [UInt8]? = nil) throws(InitFa
         }
         let index = Int32(if_nametoindex(device))
         let lease = try runDHCP(device: device, ifindex: index, mac: mac)
-        settings = NetworkSettings(device: device, lease: lease)
-    case .manual, .off:
-        settings = NetworkSettings(device: device, config: config)
+        network.ipv4 = NetworkSettings(device: device, lease: lease)
+    case .manual:
+        if config.address != nil { network.ipv4 = NetworkSettings(device: device, config: config) }
+        if let v6 = config.ipv6 { network.ipv6 = try configureStaticIPv6(v6, device: device, config: config) }
+    case .auto6:
+        network.ipv6 = try waitForSLAAC(device: device, hostname: config.hostname)
+    case .off:
+        break
     }
-    try apply(settings, socket: sock)
-    writeNetworkFiles(settings)
-    log("network \(settings.proto == "dhcp" ? "(DHCP)" : "(static)"): \(settings.summary)")
-    return settings
+    if let v4 = network.ipv4 { try apply(v4, socket: sock) }
+    var learnt: [IPAddress] = []
+    for d in network.ipv4?.dns ?? [] { learnt.append(.v4(d)) }
+    network.nameservers = mergeNameservers([nameservers, config.dns, learnt])
+    writeNetworkFiles(network)
+    if let v4 = network.ipv4 { log("network \(v4.proto == "dhcp" ? "(DHCP)" : "(static)"): \(v4.summary)") }
+    if let v6 = network.ipv6 { log("network (\(v6.proto == "auto6" ? "SLAAC" : "static IPv6")): \(v6.summary)") }
+    if !network.nameservers.isEmpty {
+        log("nameservers: \(network.nameservers.map { $0.text }.joined(separator: " "))")
+    }
+    return network
 }
 
 /// The interface to use: `name` if given (ip='s device field), else the
@@ -111,19 +126,27 @@ func apply(_ s: NetworkSettings, socket sock: Int32) throws(InitFailure) {
                               hint: "the gateway must be inside \(s.address.text)/\(s.netmask.text)")
         }
     }
-    if !s.hostname.isEmpty {
-        let bytes = Array(s.hostname.utf8)
-        if sethostname(s.hostname, bytes.count) != 0 { logWarning("sethostname \(s.hostname): \(Errno.current.description)") }
-    }
+    setHostname(s.hostname)
 }
 
-/// /run/net-DEVICE.conf (initramfs-tools format) and /etc/resolv.conf.
-func writeNetworkFiles(_ s: NetworkSettings) {
-    let conf = "/run/net-\(s.device).conf"
-    do { try writeTextFile(conf, s.netConfText) } catch { logWarning("cannot write \(conf): \(error.description)") }
-    if !s.dns.isEmpty || !s.domain.isEmpty {
+/// sethostname(2), when ip= or DHCP named the station.
+func setHostname(_ name: String) {
+    guard !name.isEmpty else { return }
+    if sethostname(name, name.utf8.count) != 0 { logWarning("sethostname \(name): \(Errno.current.description)") }
+}
+
+/// /run/net-DEVICE.conf and /run/net6-DEVICE.conf (initramfs-tools
+/// format) and /etc/resolv.conf.
+func writeNetworkFiles(_ n: StationNetwork) {
+    var files: [(String, String)] = []
+    if let v4 = n.ipv4 { files.append(("/run/net-" + n.device + ".conf", v4.netConfText)) }
+    if let v6 = n.ipv6 { files.append(("/run/net6-" + n.device + ".conf", v6.netConfText)) }
+    for (path, text) in files {
+        do { try writeTextFile(path, text) } catch { logWarning("cannot write \(path): \(error.description)") }
+    }
+    if !n.nameservers.isEmpty || !n.domain.isEmpty {
         try? makeDirectory("/etc")
-        do { try writeTextFile("/etc/resolv.conf", s.resolvConfText) } catch {
+        do { try writeTextFile("/etc/resolv.conf", resolvConfText(nameservers: n.nameservers, domain: n.domain)) } catch {
             logWarning("cannot write /etc/resolv.conf: \(error.description)")
         }
     }

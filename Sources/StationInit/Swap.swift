@@ -13,15 +13,16 @@ import BootCore
 
 /// Connects, prepares and enables the swap device. Failures are fatal: a
 /// station told to swap over NBD may not have the memory to run without it.
-func enableSwap(_ swap: NBDSwap, rootServer: IPv4Address?) throws(InitFailure) {
+func enableSwap(_ swap: NBDSwap, rootServer: IPAddress?, names: NameLookup) throws(InitFailure) {
     var server = swap.server
     if server.hostFromDHCP {
-        guard let s = rootServer, !s.isAny else {
+        guard let s = rootServer, s != .v4(.any) else {
             throw InitFailure("nbdswap= leaves the server to DHCP, but no boot server is known",
                               hint: "write the server in nbdswap=, e.g. nbdswap=10.0.2.2:10809/\(server.exportName)")
         }
         server = server.with(server: s.text)
     }
+    server = try resolvingHost(server, source: "nbdswap=", names)
     let size = try connectNBD(server, device: swap.device, persist: true, swap: true)
     let path = swap.device.path
     guard let head = readDeviceHead(path, length: 4096), head.count == 4096 else {

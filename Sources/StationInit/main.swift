@@ -3,8 +3,9 @@
 //   1. mount /proc /sys /dev /run, console on fds 0-2     (Mounts.swift)
 //   2. parse /proc/cmdline                                (BootCore)
 //   3. load /etc/nbdboot/modules                          (Modules.swift)
-//   4. network: lo, the NIC, DHCP or static ip=           (Network.swift, DHCPClient.swift)
-//   5. /sbin/nbd-client connects /dev/nbdN                (NBDConnect.swift)
+//   4. network: lo, the NIC, DHCP, static ip=, IPv6       (Network.swift, DHCPClient.swift, Network6.swift)
+//   5. a server name resolved, /sbin/nbd-client connects /dev/nbdN
+//                                                         (Resolver.swift, NBDConnect.swift)
 //   6. find the root (LABEL=/UUID=, type), mount it on /newroot directly,
 //      under a tmpfs overlay or from a RAM copy            (RootDevice.swift, RootMount.swift)
 //   7. nbdswap=: connect, mkswap if needed, swapon         (Swap.swift)
@@ -60,8 +61,10 @@ func boot(arguments: [String]) throws(InitFailure) -> Never {
 
     loadModules()
 
-    let network = try configureNetwork(config.ip, bootMAC: config.bootMAC)
+    let network = try configureNetwork(config.ip, bootMAC: config.bootMAC, nameservers: config.nameservers)
     let rootServer = network?.rootServer ?? config.ip.server
+    let names = NameLookup(nameservers: network?.nameservers ?? mergeNameservers([config.nameservers, config.ip.dns]),
+                           preferIPv6: network?.ipv6 != nil)
 
     // The server: from the command line, or filled in from DHCP / the static ip=.
     let value: NBDServerValue
@@ -71,7 +74,8 @@ func boot(arguments: [String]) throws(InitFailure) -> Never {
         throw InitFailure(Message(error.what), hint: Message(error.hint))
     }
     let disk = config.root.device.whole
-    let diskSize = try connectNBD(value.server, device: config.root.device, persist: config.mode != .toRAM)
+    let server = try resolvingHost(value.server, source: config.root.source, names)
+    let diskSize = try connectNBD(server, device: config.root.device, persist: config.mode != .toRAM)
 
     var settings = config.mountSettings(value)
     let (path, fsType) = try locateRoot(config.root, fsType: settings.fsType)
@@ -81,7 +85,7 @@ func boot(arguments: [String]) throws(InitFailure) -> Never {
     }
     let description = try mountRoot(path: path, fsType: fsType, settings: settings, mode: config.mode,
                                     disk: disk, diskSize: diskSize)
-    if let swap = config.swap { try enableSwap(swap, rootServer: rootServer) }
+    if let swap = config.swap { try enableSwap(swap, rootServer: rootServer, names: names) }
     if config.breakBeforeSwitch {
         if !runRescueShell("rd.break", after: "switch to the root") {
             log("rd.break: stopping before switch root as asked; the image has no shell (add busybox as /bin/busybox)")

@@ -40,6 +40,13 @@ final class CommandLineFormsTests: XCTestCase {
             Row(line: "root=nbd://10.0.2.2/", host: "10.0.2.2"),
             Row(line: "root=nbd://[2001:db8::1]:10811/a%20b/c", host: "2001:db8::1", port: 10811, name: "a b/c"),
             Row(line: "netroot=nbd://server.lan/img", host: "server.lan", name: "img"),
+            // IPv6 literals and host names (issue 6: IPv6 and DNS)
+            Row(line: "nbdroot=[fec0::2]:10810/root", host: "fec0::2", port: 10810, name: "root"),
+            Row(line: "nbdroot=nbd://[fec0::2]:10810/root", host: "fec0::2", port: 10810, name: "root"),
+            Row(line: "root=nbd://[fec0::2]/root", host: "fec0::2", name: "root"),
+            Row(line: "root=nbd:[fec0::2]:10810/root", host: "fec0::2", port: 10810, name: "root"),
+            Row(line: "nbdroot=nbd-server.lab:10810/root", host: "nbd-server.lab", port: 10810, name: "root"),
+            Row(line: "nbdroot=nbd://nbd-server.lab:10810/root", host: "nbd-server.lab", port: 10810, name: "root"),
             // DHCP root-path
             Row(line: "root=dhcp", host: nil),
             Row(line: "netroot=dhcp", host: nil),
@@ -109,6 +116,10 @@ final class CommandLineFormsTests: XCTestCase {
             ("nbdroot=a/b nbdboot.overlay=tmpfs nbdboot.toram", "nbdboot.toram", "cannot be combined"),
             ("nbdroot=a/b nbdboot.toRAM", "nbdboot.toRAM", "is not an nbdboot parameter"),
             ("nbdroot=a/b nbdboot.overlay=tmpfs nbdboot.debg", "nbdboot.debg", "is not an nbdboot parameter"),
+            ("nbdroot=a/b nameserver=dns.lab", "nameserver", "is not an IPv4 or IPv6 address"),
+            ("nbdroot=a/b nameserver=10.0.2.3 nameserver=", "nameserver", "is not an IPv4 or IPv6 address"),
+            ("nbdroot=a/b nameserver=10.0.2.3:53", "nameserver", "is not an IPv4 or IPv6 address"),
+            ("nbdroot=a/b ip=dhcp6", "ip", "use auto6"),
         ]
         for (line, parameter, problem) in rows {
             XCTAssertThrowsError(try BootConfig.parse(KernelCommandLine(line)), line) { e in
@@ -145,11 +156,41 @@ final class CommandLineFormsTests: XCTestCase {
         }
     }
 
+    /// dracut's nameserver=, repeatable, either family, brackets optional;
+    /// duplicates dropped; and where the server came from, for messages.
+    func testNameserversAndSource() throws {
+        let c = try BootConfig.parse(KernelCommandLine(
+            "nbdroot=nbd-server.lab:10810/root nameserver=10.0.2.2 nameserver=[fec0::3] nameserver=2001:db8::53 nameserver=10.0.2.2"))
+        XCTAssertEqual(c.nameservers, [.v4(IPv4Address(10, 0, 2, 2)), .v6(IPv6Address("fec0::3")!), .v6(IPv6Address("2001:db8::53")!)])
+        XCTAssertEqual(try BootConfig.parse(KernelCommandLine("nbdroot=a/b")).nameservers, [])
+        let sources: [(String, String)] = [
+            ("nbdroot=a/b", "nbdroot="),
+            ("root=nbd:a:b", "root="),
+            ("netroot=nbd:a:b", "netroot="),
+            ("nbdroot=a/b netroot=nbd://a/b", "netroot="),
+            ("root=dhcp", "the DHCP root-path"),
+            ("nbdroot=dhcp", "the DHCP root-path"),
+        ]
+        for (line, source) in sources {
+            XCTAssertEqual(try BootConfig.parse(KernelCommandLine(line)).root.source, source, line)
+        }
+    }
+
+    /// The server left to DHCP comes from ip='s server field, IPv6 too.
+    func testServerFromStaticIPv6() throws {
+        let c = try BootConfig.parse(KernelCommandLine("ip=[fec0::15]:[fec0::2]:[fec0::1]:64::eth0:none nbdroot=:10810/root"))
+        XCTAssertEqual(c.ip.server, .v6(IPv6Address("fec0::2")!))
+        let v = try c.root.resolveServer(rootServer: c.ip.server, rootPath: "")
+        XCTAssertEqual(v.server, NBDServerSpec(host: "fec0::2", port: 10810, exportName: "root"))
+        XCTAssertEqual(v.server.text, "[fec0::2]:10810/root")
+        XCTAssertThrowsError(try c.root.resolveServer(rootServer: .v6(.any), rootPath: ""))
+    }
+
     /// rootfstype= over dracut's FSTYPE; rootflags= over FLAGS; ro/rw over a ro/rw in FLAGS.
     func testMountSettings() throws {
         func settings(_ line: String, rootPath: String = "") throws -> RootMountSettings {
             let c = try BootConfig.parse(KernelCommandLine(line))
-            let v = try c.root.resolveServer(rootServer: IPv4Address(10, 0, 2, 2), rootPath: rootPath)
+            let v = try c.root.resolveServer(rootServer: .v4(IPv4Address(10, 0, 2, 2)), rootPath: rootPath)
             return c.mountSettings(v)
         }
         XCTAssertEqual(try settings("nbdroot=a/b"), RootMountSettings(fsType: nil, data: "", readOnly: false))
@@ -178,7 +219,7 @@ final class CommandLineFormsTests: XCTestCase {
             ("10.0.2.9,img", NBDServerSpec(host: "10.0.2.9", exportName: "img")),
         ]
         for (path, want) in rows {
-            XCTAssertEqual(try root.resolveServer(rootServer: IPv4Address(10, 0, 2, 2), rootPath: path).server, want, path)
+            XCTAssertEqual(try root.resolveServer(rootServer: .v4(IPv4Address(10, 0, 2, 2)), rootPath: path).server, want, path)
         }
         XCTAssertThrowsError(try root.resolveServer(rootServer: nil, rootPath: "nbd:x")) { e in
             XCTAssertTrue((e as! ServerResolutionError).what.contains("root-path=nbd:x"), "\(e)")

@@ -106,7 +106,7 @@ final class ServerResolutionTests: XCTestCase {
 
     func testResolve() throws {
         func resolve(_ nbdroot: String, _ server: IPv4Address?, _ rootPath: String = "") throws -> NBDServerSpec {
-            try NBDRoot.parse(nbdroot: nbdroot, root: nil, nbddev: nil).resolveServer(rootServer: server, rootPath: rootPath).server
+            try NBDRoot.parse(nbdroot: nbdroot, root: nil, nbddev: nil).resolveServer(rootServer: server.map { .v4($0) }, rootPath: rootPath).server
         }
         XCTAssertEqual(try resolve("192.168.1.1/root", boot), NBDServerSpec(host: "192.168.1.1", exportName: "root"),
                        "an explicit host is kept")

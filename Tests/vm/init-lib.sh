@@ -158,7 +158,8 @@ expect_lines() {
 #   b6_root_dir DIR INIT-SCRIPT   busybox root tree whose /sbin/init is the script
 #   b6_ext4 OUT DIR SIZE [mke2fs args]   ext4 image of DIR
 #   b6_initramfs [ARGS]           $VM_WORK/initrd from the static init and client
-#   b6_boot NAME APPEND           boots, console in $VM_WORK/NAME.log, prints seconds
+#   b6_boot NAME APPEND [ARGS]    boots, console in $VM_WORK/NAME.log, prints seconds;
+#                                 ARGS go to qemu-station.sh (--netdev-options ipv6=off)
 #   b6_expect LOG PATTERN...      fixed strings that must all be on the console
 b6_setup() {
   : "${VM_PORT_RANGE:=21400-21499}"
@@ -191,7 +192,8 @@ b6_initramfs() {
 
 b6_boot() {
   local name=$1 append=$2 start=$SECONDS rc=0
-  boot_station "$VM_WORK/$name.log" "$append nbdboot.fail-delay=1" || rc=$?
+  shift 2
+  boot_station "$VM_WORK/$name.log" "$append nbdboot.fail-delay=1" "$@" || rc=$?
   vm_log "-- boot $name: $((SECONDS - start)) s (qemu status $rc)"
   [ "$rc" != 124 ] || { vm_log "FAIL: boot $name timed out"; B6_FAIL=1; }
 }

@@ -8,6 +8,9 @@
 #   NBDBOOT_KVER, NBDBOOT_VMLINUZ, NBDBOOT_MODROOT   the station's kernel,
 #                    read from the kernel.env that scripts/kernel.sh prints
 #   VM_PORT_RANGE    ports to pick from, LOW-HIGH (default 21100-21199)
+#   VM_LISTEN        addresses the test server listens on, space-separated
+#                    (default 127.0.0.1; "[::1]" for IPv6 stations: QEMU's
+#                    user network maps the guest's fec0::2 to the host's ::1)
 #
 # Typical use:
 #   . Tests/vm/lib.sh
@@ -117,7 +120,8 @@ wait_listening() {
 
 # start_nbdboot_server EXPORT...: starts `$NBDBOOT serve --listen
 # 127.0.0.1:PORT --export EXPORT...` (each EXPORT is NAME=PATH or
-# NAME=PATH,readonly) in the background, stderr to $VM_WORK/server.log, and
+# NAME=PATH,readonly; one --listen ADDRESS:PORT per address of $VM_LISTEN,
+# default 127.0.0.1) in the background, stderr to $VM_WORK/server.log, and
 # waits until it listens. PORT is $VM_PORT when set (and then must be
 # free), else vm_free_port $VM_PREFERRED_PORT, retried on "address in use".
 # Sets VM_SERVER_PID, VM_SERVER_PORT, VM_SERVER_LOG; the server is stopped
@@ -125,7 +129,7 @@ wait_listening() {
 # each line prefixed with "server | ".
 start_nbdboot_server() {
   [ $# -gt 0 ] || vm_die "start_nbdboot_server: no export given (NAME=PATH)"
-  local args=() e attempt port
+  local args=() listen=() e attempt port h
   for e in "$@"; do
     [[ $e == ?*=?* ]] || vm_die "start_nbdboot_server: export '$e' is not NAME=PATH[,readonly]"
     args+=(--export "$e")
@@ -135,7 +139,9 @@ start_nbdboot_server() {
   for attempt in 1 2 3; do
     if [ -n "${VM_PORT:-}" ]; then port=$VM_PORT; else port=$(vm_free_port "${VM_PREFERRED_PORT:-}"); fi
     : >"$VM_SERVER_LOG"
-    "$NBDBOOT" serve --listen "127.0.0.1:$port" "${args[@]}" 2>>"$VM_SERVER_LOG" >&2 &
+    listen=()
+    for h in ${VM_LISTEN:-127.0.0.1}; do listen+=(--listen "$h:$port"); done
+    "$NBDBOOT" serve "${listen[@]}" "${args[@]}" 2>>"$VM_SERVER_LOG" >&2 &
     VM_SERVER_PID=$!; VM_SERVER_PORT=$port
     if wait_listening "$VM_SERVER_LOG" "$VM_SERVER_PID" 15; then
       if [ "${VM_FOLLOW_SERVER:-0}" = 1 ]; then
@@ -150,7 +156,7 @@ start_nbdboot_server() {
     break
   done
   sed 's/^/    /' "$VM_SERVER_LOG" >&2
-  vm_die "nbdboot serve did not report 'listening on' within 15 s on 127.0.0.1:$port (its log is above, $VM_SERVER_LOG)"
+  vm_die "nbdboot serve did not report 'listening on' within 15 s on ${VM_LISTEN:-127.0.0.1} port $port (its log is above, $VM_SERVER_LOG)"
 }
 
 # stop_nbdboot_server: SIGTERM to the server's PID, SIGKILL after 5 s.

@@ -19,6 +19,7 @@
 #include <netpacket/packet.h>
 #include <sys/swap.h>
 #include <linux/loop.h>
+#include <sys/random.h>
 
 static const unsigned long shim_MS_MOVE = MS_MOVE;
 static const unsigned long shim_MS_RDONLY = MS_RDONLY;
@@ -169,6 +170,48 @@ static inline long shim_packet_send_broadcast(int fd, int ifindex, const void *b
     a.sll_halen = 6;
     memset(a.sll_addr, 0xff, 6);
     return (long)sendto(fd, buf, len, 0, (struct sockaddr *)&a, sizeof a);
+}
+
+/// NETLINK_ROUTE, for rtnetlink (RTM_NEWADDR, RTM_NEWROUTE).
+static const int shim_NETLINK_ROUTE = NETLINK_ROUTE;
+
+/// A UDP socket connected to `addr` (4 bytes for AF_INET, 16 for AF_INET6,
+/// network order) port `port`, so that it only receives that peer's
+/// datagrams. Returns the fd, or -1 with errno.
+static inline int shim_udp_connect(int family, const unsigned char *addr, int port) {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    memset(&ss, 0, sizeof ss);
+    if (family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)port);
+        memcpy(&a->sin6_addr, addr, 16);
+        len = sizeof *a;
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)port);
+        memcpy(&a->sin_addr, addr, 4);
+        len = sizeof *a;
+    }
+    int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    if (connect(fd, (struct sockaddr *)&ss, len) != 0) { int e = errno; close(fd); errno = e; return -1; }
+    return fd;
+}
+
+/// 16 random bits that never wait for the kernel's RNG: early in boot a
+/// read of /dev/urandom first tries to gather entropy (over a second under
+/// QEMU's TCG). getrandom(GRND_INSECURE) (Linux 5.6), else GRND_NONBLOCK,
+/// else the clock's nanoseconds. For DNS query IDs, not for keys.
+static inline unsigned shim_random16(void) {
+    unsigned short v;
+    if (getrandom(&v, sizeof v, GRND_INSECURE) == (ssize_t)sizeof v) return v;
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) == (ssize_t)sizeof v) return v;
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (unsigned)((t.tv_nsec ^ (t.tv_nsec >> 16) ^ t.tv_sec) & 0xffff);
 }
 
 /// clock_gettime(CLOCK_MONOTONIC) in milliseconds (about the time since the kernel started).
