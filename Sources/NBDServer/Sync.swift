@@ -32,13 +32,17 @@ final class Monitor: @unchecked Sendable {
         return try body()
     }
 
-    /// pthread_cond_wait: call only inside `locked`.
-    func wait() { pthread_cond_wait(cond, mutex) }
+    /// Runs `body` with the mutex held if it can be had within `seconds`
+    /// (pthread_mutex_timedlock on CLOCK_REALTIME); nil when time ran out.
+    func locked<T>(within seconds: Double, _ body: () throws -> T) rethrows -> T? {
+        var deadline = Monitor.deadline(seconds)
+        guard pthread_mutex_timedlock(mutex, &deadline) == 0 else { return nil }
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
 
-    /// pthread_cond_timedwait on CLOCK_REALTIME for at most `seconds`; call only
-    /// inside `locked`. Returns false on timeout.
-    @discardableResult
-    func wait(seconds: Double) -> Bool {
+    /// CLOCK_REALTIME now + `seconds`, as the timed pthread calls take it.
+    private static func deadline(_ seconds: Double) -> timespec {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         let whole = Int(seconds)
@@ -48,6 +52,17 @@ final class Monitor: @unchecked Sendable {
             deadline.tv_sec += 1
             deadline.tv_nsec -= 1_000_000_000
         }
+        return deadline
+    }
+
+    /// pthread_cond_wait: call only inside `locked`.
+    func wait() { pthread_cond_wait(cond, mutex) }
+
+    /// pthread_cond_timedwait on CLOCK_REALTIME for at most `seconds`; call only
+    /// inside `locked`. Returns false on timeout.
+    @discardableResult
+    func wait(seconds: Double) -> Bool {
+        var deadline = Monitor.deadline(seconds)
         return pthread_cond_timedwait(cond, mutex, &deadline) != ETIMEDOUT
     }
 

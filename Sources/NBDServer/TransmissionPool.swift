@@ -5,10 +5,11 @@
 // one thread to another, so a request costs no wake-up on its way to the
 // backend; while one thread waits in pread(2) or send(2), the next one is
 // already reading. Threads are started on demand, when a request is taken and
-// nobody is left waiting for the turn, up to `maxThreads`; a thread that
-// finishes while two others already wait for the turn leaves, so a burst's
-// threads do not outlive it: a client at queue depth 1 keeps two, an idle
-// connection at most four.
+// nobody is left waiting for the turn, up to `maxThreads`; a thread that has
+// waited `idleSeconds` for the turn leaves (the connection's own thread
+// stays), so a burst's threads do not outlive it by long, and an idle
+// connection keeps one or two. (Leaving sooner, as soon as two others wait,
+// cost a third of small-write throughput in thread churn.)
 //
 // Requests that have already arrived whole behind the first one are taken in
 // the same turn, up to `maxBatch`, executed one after the other and answered
@@ -22,6 +23,8 @@ import NBDWire
 final class TransmissionPool: @unchecked Sendable {
     /// Threads per connection at most (nbdkit's default `--threads` is 16).
     static let maxThreads = 16
+    /// Seconds a thread waits for the turn before it leaves.
+    static let idleSeconds = 2.0
     /// Requests taken in one turn at most.
     static let maxBatch = 16
     /// Memory requests taken but not yet replied to may hold (Job.memory(of:)):
@@ -96,15 +99,15 @@ final class TransmissionPool: @unchecked Sendable {
         var batch: [Step] = []
         batch.reserveCapacity(Self.maxBatch)
         while true {
-            let surplus: Bool = state.locked {
-                if !stays && waiting >= 2 { return true }
-                waiting += 1
-                return false
-            }
-            if surplus { return }
-            turn.locked {
+            state.locked { waiting += 1 }
+            let took: Void? = turn.locked(within: Self.idleSeconds) {
                 state.locked { waiting -= 1 }
                 takeBatch(into: &batch)
+            }
+            if took == nil {
+                state.locked { waiting -= 1 }
+                if stays { continue }
+                return
             }
             if batch.isEmpty { return }
             growIfNobodyWaits()
