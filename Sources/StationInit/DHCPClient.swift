@@ -1,9 +1,11 @@
-// DHCPv4 client (RFC 2131 section 4.4): DISCOVER, wait for an OFFER,
-// REQUEST it, wait for the ACK; a NAK starts over. The interface has no
-// address yet, so the messages travel as raw IPv4/UDP packets (built by
-// BootCore) on an AF_PACKET SOCK_DGRAM socket for ETH_P_IP (packet(7)),
-// sent to the Ethernet broadcast address with the BROADCAST flag set so
-// the server broadcasts its reply too.
+// DHCPv4 client (RFC 2131 section 4.4): DISCOVER, wait for an OFFER (or,
+// when the root comes from DHCP, a short while for one with a root-path:
+// BootCore/DHCPSelection.swift), REQUEST it, wait for that server's ACK;
+// a NAK starts over. The interface has no address yet, so the messages
+// travel as raw IPv4/UDP packets (built by BootCore) on an AF_PACKET
+// SOCK_DGRAM socket for ETH_P_IP (packet(7)), sent to the Ethernet
+// broadcast address with the BROADCAST flag set so the server broadcasts
+// its reply too.
 #if canImport(CShims)
 import CShims
 #endif
@@ -17,7 +19,10 @@ let dhcpTotalMillis: Int64 = 30_000
 let dhcpRoundMillis: [Int64] = [1000, 2000, 4000]
 
 /// Runs DISCOVER/OFFER/REQUEST/ACK on `device`; returns the ACK's lease.
-func runDHCP(device: String, ifindex: Int32, mac: [UInt8]) throws(InitFailure) -> DHCPLease {
+/// `preferRootPath` (the root comes from DHCP): after the first offer,
+/// listen up to dhcpOfferWindowMillis more for one with a root-path
+/// (BootCore's DHCPOfferSelection); otherwise take the first offer.
+func runDHCP(device: String, ifindex: Int32, mac: [UInt8], preferRootPath: Bool = false) throws(InitFailure) -> DHCPLease {
     let fd = shim_packet_socket(ifindex)
     if fd < 0 {
         throw InitFailure("cannot open a packet socket on \(device) for DHCP", SysError("socket(AF_PACKET)", Errno.current, device))
@@ -33,22 +38,46 @@ func runDHCP(device: String, ifindex: Int32, mac: [UInt8]) throws(InitFailure) -
         let wait = dhcpRoundMillis[min(round, dhcpRoundMillis.count - 1)]
         round += 1
         let secs = UInt16(min((shim_monotonic_ms() - start) / 1000, 65535))
-        // SELECTING: broadcast DISCOVER, take the first OFFER.
+        // SELECTING: broadcast DISCOVER, collect offers (DHCPOfferSelection).
         sendDHCP(fd, ifindex, DHCPMessage.discover(xid: xid, mac: mac, secs: secs))
         logDebug("DHCP: DISCOVER on \(device) (xid \(xid), round \(round))")
-        guard let offer = receiveDHCP(fd, xid: xid, mac: mac, types: [.offer], until: min(shim_monotonic_ms() + wait, deadline)) else { continue }
-        offers += 1
-        let offered = DHCPLease(offer.0, source: offer.1)
-        if offered.address.isAny {
-            logWarning("DHCP: OFFER from \(offered.serverID.text) carries no address: ignored")
-            continue
+        let roundEnd = min(shim_monotonic_ms() + wait, deadline)
+        var selection = DHCPOfferSelection(preferRootPath: preferRootPath)
+        while !selection.isDone(at: shim_monotonic_ms()) {
+            // After the first offer the window applies, even past the round's end.
+            let until = min(selection.deadline ?? roundEnd, deadline)
+            guard let offer = receiveDHCP(fd, xid: xid, mac: mac, types: [.offer], until: until) else { break }
+            let offered = DHCPLease(offer.0, source: offer.1)
+            switch selection.add(offered, at: shim_monotonic_ms()) {
+            case .noAddress:
+                logWarning("DHCP: OFFER from \(offered.serverID.text) carries no address: ignored")
+            case .repeated:
+                logDebug("DHCP: another OFFER from \(offered.serverID.text)")
+            case .added:
+                offers += 1
+                let what: Message = "DHCP: OFFER of \(offered.address.text) from \(offered.serverID.text)\(offered.rootPath.isEmpty ? ", no root-path" : messageText(", root-path \(offered.rootPath)"))"
+                if preferRootPath { log(what) } else { logDebug(what) }
+            }
         }
-        logDebug("DHCP: OFFER of \(offered.address.text) from \(offered.serverID.text)")
-        // REQUESTING: ask for it, wait for ACK or NAK.
-        sendDHCP(fd, ifindex, DHCPMessage.request(xid: xid, mac: mac, secs: secs, address: offered.address, server: offered.serverID))
-        guard let reply = receiveDHCP(fd, xid: xid, mac: mac, types: [.ack, .nak], until: min(shim_monotonic_ms() + wait, deadline)) else { continue }
+        guard let chosen = selection.choice?.offer else { continue }
+        if preferRootPath {
+            log("DHCP: \(selection.report(waited: shim_monotonic_ms() - (selection.firstMillis ?? start)))")
+        }
+        // REQUESTING: ask for it, wait for the chosen server's ACK or NAK.
+        sendDHCP(fd, ifindex, DHCPMessage.request(xid: xid, mac: mac, secs: secs, address: chosen.address, server: chosen.serverID))
+        let replyEnd = min(shim_monotonic_ms() + wait, deadline)
+        var answer: (DHCPMessage, IPv4Address)? = nil
+        while let reply = receiveDHCP(fd, xid: xid, mac: mac, types: [.ack, .nak], until: replyEnd) {
+            if reply.0.answersRequest(to: chosen.serverID, source: reply.1) {
+                answer = reply
+                break
+            }
+            // RFC 2131 4.3.2: the REQUEST declined this server's offer.
+            log("DHCP: ignored a\(reply.0.messageType == .nak ? " NAK" : "n ACK") from \(reply.0.serverIdentifier(source: reply.1).text): the REQUEST named \(chosen.serverID.text)")
+        }
+        guard let reply = answer else { continue }
         if reply.0.messageType == .nak {
-            logWarning("DHCP: server \(offered.serverID.text) refused (NAK) \(offered.address.text): starting over")
+            logWarning("DHCP: server \(chosen.serverID.text) refused (NAK) \(chosen.address.text): starting over")
             xid &+= 1
             continue
         }

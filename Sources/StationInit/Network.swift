@@ -24,8 +24,10 @@ func inetControlSocket() throws(InitFailure) -> Int32 {
 
 /// Brings up the network as `config` says; returns what was set up, or
 /// nil for ip=off. `nameservers` (nameserver=) go into /etc/resolv.conf
-/// with ip='s and DHCP's.
-func configureNetwork(_ config: IPConfig, bootMAC: [UInt8]? = nil, nameservers: [IPAddress] = []) throws(InitFailure) -> StationNetwork? {
+/// with ip='s and DHCP's. `preferRootPath`: the root's server comes from
+/// DHCP, so DHCP prefers an offer with a root-path (runDHCP).
+func configureNetwork(_ config: IPConfig, bootMAC: [UInt8]? = nil, nameservers: [IPAddress] = [],
+                      preferRootPath: Bool = false) throws(InitFailure) -> StationNetwork? {
     let sock = try inetControlSocket()
     defer { _ = close(sock) }
     if shim_if_up(sock, "lo") != 0 { logWarning("cannot bring lo up: \(Errno.current.description)") }
@@ -51,7 +53,7 @@ func configureNetwork(_ config: IPConfig, bootMAC: [UInt8]? = nil, nameservers: 
             throw InitFailure("cannot read the hardware address of \(device) (SIOCGIFHWADDR)", SysError("ioctl", Errno.current, device))
         }
         let index = Int32(if_nametoindex(device))
-        let lease = try runDHCP(device: device, ifindex: index, mac: mac)
+        let lease = try runDHCP(device: device, ifindex: index, mac: mac, preferRootPath: preferRootPath)
         network.ipv4 = NetworkSettings(device: device, lease: lease)
     case .manual:
         if config.address != nil { network.ipv4 = NetworkSettings(device: device, config: config) }

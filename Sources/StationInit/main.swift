@@ -61,7 +61,8 @@ func boot(arguments: [String]) throws(InitFailure) -> Never {
 
     loadModules()
 
-    let network = try configureNetwork(config.ip, bootMAC: config.bootMAC, nameservers: config.nameservers)
+    let network = try configureNetwork(config.ip, bootMAC: config.bootMAC, nameservers: config.nameservers,
+                                       preferRootPath: config.root.serverFromDHCP)
     let rootServer = network?.rootServer ?? config.ip.server
     let names = NameLookup(nameservers: network?.nameservers ?? mergeNameservers([config.nameservers, config.ip.dns]),
                            preferIPv6: network?.ipv6 != nil)
