@@ -23,7 +23,7 @@ let package = Package(
         // Thin typed syscall layer shared by the host tools and the static binaries.
         .target(name: "LinuxSys", dependencies: ["CShims", "NBDWire"]),
         // The NBD server behind `nbdboot serve`.
-        .target(name: "NBDServer", dependencies: ["NBDWire", "LinuxSys"]),
+        .target(name: "NBDServer", dependencies: ["NBDWire", "LinuxSys", "CShims"]),
         // newc cpio, module resolution, compression: `nbdboot initramfs`.
         .target(name: "Initramfs"),
         .executableTarget(name: "nbdboot", dependencies: [

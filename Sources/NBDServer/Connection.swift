@@ -152,7 +152,7 @@ final class Connection: @unchecked Sendable {
                 note("\(describe(request)): \(rejection.error.name) (\(rejection.reason))")
                 executor.refuse(request, rejection.error, message: rejection.reason, out)
             },
-            execute: { executor.run($0, into: $1) },
+            execute: { executor.run($0, into: $1, mayWait: $2) },
             send: { sender.send($0) })
         let (ending, requests) = pool.run()
         note("\(ending) after \(requests) requests, closed")

@@ -46,11 +46,19 @@ struct Executor: Sendable {
 
     /// Runs `job` and appends its reply to `out` (or, for a READ that goes
     /// out with sendfile, sends what `out` holds and then the reply).
-    func run(_ job: Job, into out: ReplyBuffer) {
+    /// With `mayWait` false it runs only what cannot wait for a device: a
+    /// WRITE without FUA (into the page cache), a READ whose bytes the
+    /// backend has at hand (`readWithoutWaiting`, or sendfile from a file in
+    /// memory). For anything else it returns false and leaves `out` as it
+    /// was, and the caller runs the job again with `mayWait` once it has
+    /// passed its read turn on.
+    @discardableResult
+    func run(_ job: Job, into out: ReplyBuffer, mayWait: Bool = true) -> Bool {
         let r = job.request
+        if !mayWait && !(r.command == .read || (r.command == .write && !r.flags.contains(.fua))) { return false }
         switch r.command {
         case .read:
-            if session.structuredReplies { readStructured(r, out) } else { read(r, out) }
+            return session.structuredReplies ? readStructured(r, out, mayWait) : read(r, out, mayWait)
         case .write:
             let ok = job.payload.withUnsafeBytes { data -> SysError? in
                 do throws(SysError) { try export.backend.write(data, at: r.offset) } catch { return error }
@@ -93,6 +101,7 @@ struct Executor: Sendable {
             // The gate lets nothing else through.
             refuse(r, .inval, message: "\(r.command.name) is not supported", out)
         }
+        return true
     }
 
     /// Most extents in one BLOCK_STATUS reply (the spec suggests at most 2^20);
@@ -124,17 +133,19 @@ struct Executor: Sendable {
     /// OFFSET_DATA chunk for the whole range. If a pread fails, the chunks
     /// before it stay, followed by an ERROR_OFFSET chunk naming where the
     /// failing extent starts.
-    private func readStructured(_ r: Request, _ out: ReplyBuffer) {
+    private func readStructured(_ r: Request, _ out: ReplyBuffer, _ mayWait: Bool) -> Bool {
         if r.length == 0 {
             out.append(Chunk.none(cookie: r.cookie))
-            return
+            return true
         }
         let length = UInt64(r.length)
         guard !r.flags.contains(.df) && export.backend.mayHaveHoles else {
-            return readWhole(r, out, headerSize: Chunk.offsetDataHeaderSize) { p in
+            return readWhole(r, out, mayWait, headerSize: Chunk.offsetDataHeaderSize) { p in
                 Chunk.storeOffsetDataHeader(to: p, cookie: r.cookie, offset: r.offset, dataLength: Int(r.length), done: true)
             }
         }
+        // Looking for holes (lseek) may take long: not without waiting.
+        if !mayWait { return false }
         // A failing lseek costs nothing but the holes: read it all as data.
         var extents: [Extent] = [.data(length)]
         if let found = try? export.backend.extents(offset: r.offset, length: length, maxCount: Self.maxReadChunks) {
@@ -158,24 +169,27 @@ struct Executor: Sendable {
                     let code = Executor.nbdError(error.errno)
                     log("\(describe(r)): \(code.name) at offset \(offset) (\(error.description))")
                     out.append(Chunk.error(cookie: r.cookie, code, message: "READ at offset \(offset): \(error.errno.description)", offset: offset))
-                    return
+                    return true
                 }
                 out.commit(Chunk.offsetDataHeaderSize + Int(e.length))
             }
             offset += e.length
         }
+        return true
     }
 
     /// A simple READ reply: the 16-byte header, then the data.
-    private func read(_ r: Request, _ out: ReplyBuffer) {
-        readWhole(r, out, headerSize: SimpleReply.size) { p in SimpleReply(error: .ok, cookie: r.cookie).store(to: p) }
+    private func read(_ r: Request, _ out: ReplyBuffer, _ mayWait: Bool) -> Bool {
+        readWhole(r, out, mayWait, headerSize: SimpleReply.size) { p in SimpleReply(error: .ok, cookie: r.cookie).store(to: p) }
     }
 
     /// A READ answered by one header (`storeHeader` writes its `headerSize`
     /// bytes) and the whole range as data: with sendfile(2) when the range is
     /// big and the backend is a plain file, else pread(2) into `out`.
-    private func readWhole(_ r: Request, _ out: ReplyBuffer, headerSize: Int, _ storeHeader: (UnsafeMutableRawPointer) -> Void) {
+    private func readWhole(_ r: Request, _ out: ReplyBuffer, _ mayWait: Bool, headerSize: Int,
+                           _ storeHeader: (UnsafeMutableRawPointer) -> Void) -> Bool {
         if r.length >= Self.sendfileMinimum, let file = export.backend.sendfileSource {
+            if !mayWait && !export.backend.inMemory { return false }
             let header = [UInt8](unsafeUninitializedCapacity: headerSize) { b, n in
                 storeHeader(b.baseAddress!)
                 n = headerSize
@@ -188,16 +202,23 @@ struct Executor: Sendable {
                 // Too late to report it on the wire: the client retries on a new connection.
                 log("\(describe(r)): \(error.description) after the reply header went out; closing the connection")
             }
-            return
+            return true
         }
         let p = out.reserve(headerSize + Int(r.length))
         storeHeader(p)
+        let data = UnsafeMutableRawBufferPointer(start: p + headerSize, count: Int(r.length))
         do {
-            try export.backend.read(into: UnsafeMutableRawBufferPointer(start: p + headerSize, count: Int(r.length)), at: r.offset)
+            if mayWait {
+                try export.backend.read(into: data, at: r.offset)
+            } else if try !export.backend.readWithoutWaiting(into: data, at: r.offset) {
+                return false
+            }
         } catch {
-            return fail(r, error, out)
+            fail(r, error, out)
+            return true
         }
         out.commit(headerSize + Int(r.length))
+        return true
     }
 
     /// Replies to a write-type command; with FUA, syncs first (spec: a FUA

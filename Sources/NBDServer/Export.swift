@@ -2,6 +2,7 @@
 // bytes. The backend is a small protocol (read/write/flush/trim, as nbdkit's
 // plugin API) so later layers — a per-station copy-on-write overlay, a
 // memory disk — slot in without touching the connection code.
+import CShims
 import Glibc
 import LinuxSys
 import Synchronization
@@ -42,6 +43,14 @@ public protocol BlockBackend: AnyObject, Sendable {
     /// offset, for sendfile(2) (READ replies straight from the page cache to
     /// the socket); nil when the bytes must be assembled (overlays).
     var sendfileSource: Int32? { get }
+    /// Reads like `read` only when that cannot wait for a device (the bytes
+    /// are in the page cache, or the file system lives in memory) and
+    /// returns true; returns false, having read nothing that counts, when it
+    /// might wait or cannot tell. Lets a connection execute a READ without
+    /// passing its read turn to another thread first (TransmissionPool).
+    func readWithoutWaiting(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(SysError) -> Bool
+    /// True when reads never wait for a device (tmpfs, ramfs).
+    var inMemory: Bool { get }
 }
 
 /// A run of bytes with one allocation state.
@@ -64,6 +73,8 @@ public struct Extent: Equatable, Sendable {
 extension BlockBackend {
     public var mayHaveHoles: Bool { true }
     public var sendfileSource: Int32? { nil }
+    public var inMemory: Bool { false }
+    public func readWithoutWaiting(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(SysError) -> Bool { false }
 
     /// A backend that cannot tell holes from data reports data, the answer
     /// the spec calls always safe.
@@ -124,6 +135,10 @@ public final class FileBackend: BlockBackend {
     private let sparse: Atomic<Bool>
     public var mayHaveHoles: Bool { sparse.load(ordering: .relaxed) }
     public var sendfileSource: Int32? { fd }
+    /// The file lives on tmpfs or ramfs (statfs at open).
+    public let inMemory: Bool
+    /// preadv2 RWF_NOWAIT answered EOPNOTSUPP once: this file system cannot tell.
+    private let noWaitUnsupported = Atomic<Bool>(false)
 
     /// Opens `path` read-write, or read-only when `readOnly`. The size is the
     /// file's (fstat) or, for a block device, the device's (lseek SEEK_END);
@@ -163,6 +178,8 @@ public final class FileBackend: BlockBackend {
         size = found
         self.path = path
         self.fd = opened.rawValue
+        let fsType = shim_fstatfs_type(opened.rawValue)
+        inMemory = fsType == 0x0102_1994 || fsType == 0x8584_58f6  // TMPFS_MAGIC, RAMFS_MAGIC
         // Block devices report st_blocks 0: treat them as possibly sparse.
         sparse = Atomic(type != S_IFREG || UInt64(st.st_blocks) * 512 < UInt64(st.st_size))
     }
@@ -175,6 +192,29 @@ public final class FileBackend: BlockBackend {
 
     public func write(_ data: UnsafeRawBufferPointer, at offset: UInt64) throws(SysError) {
         try FileDescriptor(fd).writeFully(data, at: offset, subject: path)
+    }
+
+    /// tmpfs/ramfs: a plain read. Elsewhere preadv2(2) with RWF_NOWAIT,
+    /// which fails with EAGAIN (or reads short) rather than wait for the
+    /// device; a file system that answers EOPNOTSUPP is not asked again.
+    public func readWithoutWaiting(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(SysError) -> Bool {
+        if inMemory {
+            try read(into: buffer, at: offset)
+            return true
+        }
+        if noWaitUnsupported.load(ordering: .relaxed) || buffer.count == 0 { return false }
+        let n = shim_pread_nowait(fd, buffer.baseAddress, buffer.count, Int64(offset))
+        if n == buffer.count { return true }
+        if n < 0 {
+            let e = Errno.current
+            if e == Errno(EOPNOTSUPP) {
+                noWaitUnsupported.store(true, ordering: .relaxed)
+                return false
+            }
+            if e == Errno(EAGAIN) || e == Errno(EINTR) { return false }
+            throw SysError("preadv2", e, path)
+        }
+        return false
     }
 
     public func flush() throws(SysError) {

@@ -16,6 +16,14 @@
 // with one send(2): a pipelining client then costs fewer wake-ups and system
 // calls on both sides. FLUSH, FUA requests and READs big enough for sendfile
 // end a batch, so nothing quick waits behind something slow.
+//
+// What cannot wait for a device (a WRITE into the page cache, a READ whose
+// bytes are cached: Executor.run with mayWait false) runs before the turn is
+// passed on, and the thread keeps the turn and reads on: a client whose
+// requests all hit the cache is served by one thread with no hand-off at
+// all, as a single-threaded server would, and a request that might wait
+// (a READ from disk, FLUSH, FUA) is run after the turn went to another
+// thread, as nbdkit's are.
 import Glibc
 import LinuxSys
 import NBDWire
@@ -34,7 +42,7 @@ final class TransmissionPool: @unchecked Sendable {
 
     private let reader: RequestReader
     private let admit: (Request) -> Rejection?
-    private let execute: (Job, ReplyBuffer) -> Void
+    private let execute: (Job, ReplyBuffer, Bool) -> Bool
     private let refuse: (Request, Rejection, ReplyBuffer) -> Void
     private let send: (UnsafeRawBufferPointer) -> Void
     private let log: Logger
@@ -53,12 +61,14 @@ final class TransmissionPool: @unchecked Sendable {
     private var waiting = 0
     private var heldBytes = 0
 
-    /// `admit` is the request gate; `execute` runs an admitted job and builds
-    /// its reply in the buffer; `refuse` builds a refused request's error
-    /// reply; `send` sends what a buffer holds.
+    /// `admit` is the request gate; `execute(job, out, mayWait)` runs an
+    /// admitted job and builds its reply in `out` (Executor.run: with
+    /// mayWait false only if it cannot wait for a device, else it returns
+    /// false); `refuse` builds a refused request's error reply; `send` sends
+    /// what a buffer holds.
     init(reader: RequestReader, log: Logger, admit: @escaping (Request) -> Rejection?,
          refuse: @escaping (Request, Rejection, ReplyBuffer) -> Void,
-         execute: @escaping (Job, ReplyBuffer) -> Void,
+         execute: @escaping (Job, ReplyBuffer, Bool) -> Bool,
          send: @escaping (UnsafeRawBufferPointer) -> Void) {
         self.reader = reader
         self.log = log
@@ -100,9 +110,18 @@ final class TransmissionPool: @unchecked Sendable {
         batch.reserveCapacity(Self.maxBatch)
         while true {
             state.locked { waiting += 1 }
+            // With the turn: take batches and run them while nothing has to
+            // wait; stop at the first step that might, or at the end.
+            var next = 0
             let took: Void? = turn.locked(within: Self.idleSeconds) {
                 state.locked { waiting -= 1 }
-                takeBatch(into: &batch)
+                while true {
+                    takeBatch(into: &batch)
+                    next = 0
+                    while next < batch.count && runWithoutWaiting(batch[next], out) { next += 1 }
+                    if batch.isEmpty || next < batch.count { return }
+                    finish(&batch, out)
+                }
             }
             if took == nil {
                 state.locked { waiting -= 1 }
@@ -110,24 +129,39 @@ final class TransmissionPool: @unchecked Sendable {
                 return
             }
             if batch.isEmpty { return }
+            // The turn is passed on; the rest of the batch may wait.
             growIfNobodyWaits()
-            var held = 0
-            for step in batch {
+            for step in batch[next...] {
                 switch step {
-                case .refused(let request, let rejection):
-                    refuse(request, rejection, out)
-                case .job(let job):
-                    execute(job, out)
-                    held += Job.memory(of: job.request)
+                case .refused(let request, let rejection): refuse(request, rejection, out)
+                case .job(let job): _ = execute(job, out, true)
                 }
             }
-            batch.removeAll(keepingCapacity: true)
-            if out.count > 0 { send(out.bytes) }
-            out.reset()
-            state.locked {
-                heldBytes -= held
-                state.broadcast()
-            }
+            finish(&batch, out)
+        }
+    }
+
+    /// Runs `step` if it cannot wait for a device; false when it might.
+    private func runWithoutWaiting(_ step: Step, _ out: ReplyBuffer) -> Bool {
+        switch step {
+        case .refused(let request, let rejection):
+            refuse(request, rejection, out)
+            return true
+        case .job(let job):
+            return execute(job, out, false)
+        }
+    }
+
+    /// Sends the replies of a batch that has run, and gives its memory back.
+    private func finish(_ batch: inout [Step], _ out: ReplyBuffer) {
+        var held = 0
+        for case .job(let job) in batch { held += Job.memory(of: job.request) }
+        batch.removeAll(keepingCapacity: true)
+        if out.count > 0 { send(out.bytes) }
+        out.reset()
+        state.locked {
+            heldBytes -= held
+            state.broadcast()
         }
     }
 

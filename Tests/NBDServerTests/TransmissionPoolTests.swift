@@ -26,7 +26,12 @@ final class TransmissionPoolTests: XCTestCase {
         let serverEnd = fds[0]
         let pool = TransmissionPool(reader: RequestReader(fd: serverEnd), log: .silent, admit: admit,
                                     refuse: { r, _, _ in probe.monitor.locked { probe.refused.append(r) } },
-                                    execute: { job, _ in execute(job) }, send: { _ in })
+                                    execute: { job, _, mayWait in
+                                        // The probe stands for a backend that may wait.
+                                        guard mayWait else { return false }
+                                        execute(job)
+                                        return true
+                                    }, send: { _ in })
         final class Result: @unchecked Sendable { var value: (ending: String, requests: Int)? }
         let result = Result()
         let done = DispatchSemaphoreBox()
@@ -134,9 +139,10 @@ final class TransmissionPoolTests: XCTestCase {
         defer { close(fds[1]) }
         let pool = TransmissionPool(reader: RequestReader(fd: fds[0]), log: .silent, admit: { _ in nil },
                                     refuse: { _, _, _ in },
-                                    execute: { job, out in
+                                    execute: { job, out, _ in
                                         out.append([UInt8(truncatingIfNeeded: job.request.cookie)])
                                         probe.monitor.locked { probe.executed.append(job) }
+                                        return true
                                     },
                                     send: { bytes in sends.monitor.locked { sends.sizes.append(bytes.count) } })
         var stream: [UInt8] = []

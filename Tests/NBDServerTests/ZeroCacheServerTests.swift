@@ -42,6 +42,30 @@ final class ZeroCacheServerTests: XCTestCase {
         try c.roundTrip(Request(command: .writeZeroes, flags: flags, cookie: 7, offset: UInt64(offset), length: UInt32(length))).error
     }
 
+    func testReadsWithoutWaitingAreRightOrDeclined() throws {
+        // tmpfs never waits for a device: always read, and sendfile may run
+        // inline. ext4 answers from the page cache (preadv2 RWF_NOWAIT) or
+        // declines; what it reads must be the file's bytes either way.
+        let shm = try FileBackend(path: shmPath, readOnly: true)
+        let disk = try FileBackend(path: diskPath, readOnly: true)
+        defer {
+            shm.close()
+            disk.close()
+        }
+        XCTAssertTrue(shm.inMemory)
+        var buffer = [UInt8](repeating: 0, count: 8192)
+        let gotShm = try buffer.withUnsafeMutableBytes { try shm.readWithoutWaiting(into: $0, at: 4096) }
+        XCTAssertTrue(gotShm)
+        XCTAssertEqual(buffer, [UInt8](repeating: 0x66, count: 8192))
+        buffer = [UInt8](repeating: 0, count: 8192)
+        let reader = try FileDescriptor.open(diskPath, O_RDONLY)  // into the page cache
+        var warm = [UInt8](repeating: 0, count: 8192)
+        XCTAssertEqual(try warm.withUnsafeMutableBytes { try reader.readFully(into: $0, at: 4096) }, 8192)
+        reader.close()
+        let gotDisk = try buffer.withUnsafeMutableBytes { try disk.readWithoutWaiting(into: $0, at: 4096) }
+        if gotDisk { XCTAssertEqual(buffer, [UInt8](repeating: 0x77, count: 8192)) }
+    }
+
     func testFlagsAdvertised() throws {
         let c = try RawClient.connect(fixture.socketPath, export: "disk", structured: false)
         defer { c.close() }

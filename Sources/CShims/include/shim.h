@@ -58,5 +58,6 @@ static const int shim_SHUT_RDWR = SHUT_RDWR;
 
 #include "shim_client.h"
 #include "shim_init.h"
+#include "shim_server.h"
 
 #endif
