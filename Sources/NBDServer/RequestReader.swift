@@ -66,9 +66,13 @@ final class RequestReader {
     }
 
     deinit {
-        hot = false
+        // Observers do not run in deinit: count this connection out by hand.
+        if hot { hotConnections.add(-1, ordering: .relaxed) }
         buffer.deallocate()
     }
+
+    /// The stream is over: this connection no longer counts as hot.
+    func finish() { hot = false }
 
     /// The next request header; its WRITE payload, if any, is still unread.
     func next() -> Next {

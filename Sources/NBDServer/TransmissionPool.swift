@@ -90,6 +90,7 @@ final class TransmissionPool: @unchecked Sendable {
             state.broadcast()
             while threads > 0 { state.wait() }
         }
+        reader.finish()
         return turn.locked { (ending ?? "", requests) }
     }
 
