@@ -8,12 +8,15 @@ import Glibc
 import LinuxSys
 import NBDWire
 
-/// CLOCK_MONOTONIC in seconds: immune to the wall clock being set.
-func monotonicSeconds() -> Double {
+/// CLOCK_MONOTONIC in nanoseconds: immune to the wall clock being set.
+func monotonicNanos() -> Int64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
 }
+
+/// CLOCK_MONOTONIC in seconds.
+func monotonicSeconds() -> Double { Double(monotonicNanos()) / 1e9 }
 
 /// "30" for whole seconds, "0.5" otherwise.
 func seconds(_ value: Double) -> String {

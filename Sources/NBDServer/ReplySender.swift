@@ -22,19 +22,24 @@ final class ReplySender: @unchecked Sendable {
     func send(_ bytes: UnsafeRawBufferPointer) -> Bool {
         monitor.locked {
             if failed { return false }
-            var done = 0
-            while done < bytes.count {
-                let n = Glibc.send(fd, bytes.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL))
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 {
-                    failed = true
-                    shutdown(fd, Int32(SHUT_RDWR))
-                    return false
-                }
-                done += n
-            }
-            return true
+            if sendAll(bytes, flags: Int32(MSG_NOSIGNAL)) { return true }
+            failed = true
+            shutdown(fd, Int32(SHUT_RDWR))
+            return false
         }
+    }
+
+    /// send(2) until `bytes` are all out; false on a failure (errno tells).
+    /// Call with the monitor held.
+    private func sendAll(_ bytes: UnsafeRawBufferPointer, flags: Int32) -> Bool {
+        var done = 0
+        while done < bytes.count {
+            let n = Glibc.send(fd, bytes.baseAddress! + done, bytes.count - done, flags)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            done += n
+        }
+        return true
     }
 
     @discardableResult
@@ -48,16 +53,7 @@ final class ReplySender: @unchecked Sendable {
     func send(_ header: [UInt8], file: Int32, offset: UInt64, length: Int) -> SysError? {
         monitor.locked {
             if failed { return SysError("send", Errno(EPIPE)) }
-            let sentHeader = header.withUnsafeBytes { raw -> Bool in
-                var done = 0
-                while done < raw.count {
-                    let n = Glibc.send(fd, raw.baseAddress! + done, raw.count - done, Int32(MSG_NOSIGNAL | MSG_MORE))
-                    if n < 0 && errno == EINTR { continue }
-                    if n <= 0 { return false }
-                    done += n
-                }
-                return true
-            }
+            let sentHeader = header.withUnsafeBytes { sendAll($0, flags: Int32(MSG_NOSIGNAL | MSG_MORE)) }
             var problem: SysError? = sentHeader ? nil : SysError("send", Errno.current)
             var position = off_t(offset)
             var left = length

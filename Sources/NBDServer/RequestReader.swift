@@ -22,12 +22,6 @@ private let pollPermit = Atomic<Bool>(false)
 /// Connections whose last request came soon after the server waited for it.
 private let hotConnections = Atomic<Int>(0)
 
-/// CLOCK_MONOTONIC in nanoseconds.
-private func monotonicNanos() -> Int64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-}
 
 final class RequestReader {
     /// Buffer size: 4 pages, enough for a burst of 28-byte requests or a few
