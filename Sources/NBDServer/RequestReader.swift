@@ -98,6 +98,43 @@ final class RequestReader {
         return r
     }
 
+    /// How a wait for the next request ended (TransmissionPool's reply
+    /// coalescing).
+    enum Await {
+        /// A whole request header is buffered now, after this many nanoseconds.
+        case arrived(Int64)
+        /// Nothing came in time.
+        case timedOut
+        /// Not waited: another thread of the server is polling, or the
+        /// stream ended or failed (the next `next` reports that).
+        case unavailable
+    }
+
+    /// Polls (recv with MSG_DONTWAIT) for up to `nanos` until the next
+    /// request is buffered whole (with its WRITE payload, when that fits
+    /// the buffer), holding the server's one polling permit, so that of all
+    /// connections only one spins at a time.
+    func awaitRequest(within nanos: Int64) -> Await {
+        if headIsWhole() { return .arrived(0) }
+        guard pollPermit.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return .unavailable }
+        defer { pollPermit.store(false, ordering: .releasing) }
+        compact()
+        let began = monotonicNanos()
+        var now = began
+        repeat {
+            let n = recv(fd, buffer.baseAddress! + end, Self.capacity - end, Int32(MSG_DONTWAIT))
+            now = monotonicNanos()
+            if n == 0 { return .unavailable }
+            if n > 0 {
+                end += n
+                if headIsWhole() { return .arrived(now - began) }
+            } else if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
+                return .unavailable
+            }
+        } while now - began < nanos
+        return .timedOut
+    }
+
     /// Reads a WRITE payload of `count` bytes into an array whose memory is
     /// allocated but not touched beforehand (unsafeUninitializedCapacity),
     /// so the pages that become resident are the ones the client really
@@ -172,15 +209,30 @@ final class RequestReader {
         }
     }
 
+    /// The next request is buffered whole: its header, and a WRITE's
+    /// payload unless that is too big to ever fit the buffer. A header that
+    /// does not decode counts as whole (`next` reports it).
+    private func headIsWhole() -> Bool {
+        guard end - start >= Request.size else { return false }
+        guard let r = try? Request.decode(UnsafeRawBufferPointer(rebasing: buffer[start..<(start + Request.size)])),
+              r.command == .write, UInt64(r.length) <= UInt64(Self.capacity - Request.size)
+        else { return true }
+        return UInt64(end - start - Request.size) >= UInt64(r.length)
+    }
+
+    /// Moves the unconsumed bytes to the buffer's start, making room behind them.
+    private func compact() {
+        guard start > 0 else { return }
+        (buffer.baseAddress!).copyMemory(from: buffer.baseAddress! + start, byteCount: end - start)
+        end -= start
+        start = 0
+    }
+
     /// Makes at least `count` (≤ capacity) bytes available, receiving as much
     /// as the buffer holds; false when the stream ends first.
     private func fill(_ count: Int) throws(SysError) -> Bool {
         if end - start >= count { return true }
-        if start > 0 {
-            (buffer.baseAddress!).copyMemory(from: buffer.baseAddress! + start, byteCount: end - start)
-            end -= start
-            start = 0
-        }
+        compact()
         let waitStart = end == 0 ? monotonicNanos() : 0
         if end == 0 && hot && hotConnections.load(ordering: .relaxed) == 1, let n = poll() {
             if n == 0 { return false }

@@ -53,6 +53,8 @@ final class TransmissionPool: @unchecked Sendable {
     private var ending: String?
     /// Requests read (under `turn`).
     private var requests = 0
+    /// When to hold replies back for the next request (under `turn`).
+    private var coalescing = ReplyCoalescing()
 
     /// Guards the counts below; its condition means "a request finished" or
     /// "a thread left".
@@ -97,6 +99,9 @@ final class TransmissionPool: @unchecked Sendable {
     /// Threads alive now (tests).
     var liveThreads: Int { state.locked { threads } }
 
+    /// The reply coalescing's state (tests).
+    var coalescingNow: ReplyCoalescing { turn.locked { coalescing } }
+
     private enum Step {
         case job(Job)
         case refused(Request, Rejection)
@@ -116,12 +121,16 @@ final class TransmissionPool: @unchecked Sendable {
             var next = 0
             let took: Void? = turn.locked(within: Self.idleSeconds) {
                 state.locked { waiting -= 1 }
+                var held: Int64 = 0
                 while true {
                     takeBatch(into: &batch)
-                    next = 0
                     while next < batch.count && runWithoutWaiting(batch[next], out) { next += 1 }
                     if batch.isEmpty || next < batch.count { return }
+                    if waitForMore(batch.count, heldSince: &held) { continue }
+                    coalescing.sent(count: batch.count)
                     finish(&batch, out)
+                    next = 0
+                    held = 0
                 }
             }
             if took == nil {
@@ -131,6 +140,7 @@ final class TransmissionPool: @unchecked Sendable {
             }
             if batch.isEmpty { return }
             // The turn is passed on; the rest of the batch may wait.
+            // (Its size is no verdict on the coalescing: it ended early.)
             growIfNobodyWaits()
             for step in batch[next...] {
                 switch step {
@@ -167,11 +177,43 @@ final class TransmissionPool: @unchecked Sendable {
     }
 
     /// With the turn held: the next request, and those received whole
-    /// behind it that may join its batch. Empty when the stream has ended.
+    /// behind it that may join its batch; a batch that already holds
+    /// requests takes only those. Adds nothing when the stream has ended.
     private func takeBatch(into batch: inout [Step]) {
+        if !batch.isEmpty && !mayTakeMore(batch.count) { return }
         while let step = take() {
             batch.append(step)
-            guard batch.count < Self.maxBatch, let next = reader.peekReceived(), Self.mayJoinBatch(next) else { return }
+            if !mayTakeMore(batch.count) { return }
+        }
+    }
+
+    /// Whether a batch of `count` may take the next request now: it is
+    /// received whole (no waiting) and quick (mayJoinBatch).
+    private func mayTakeMore(_ count: Int) -> Bool {
+        guard count < Self.maxBatch, let next = reader.peekReceived() else { return false }
+        return Self.mayJoinBatch(next)
+    }
+
+    /// With the turn held and a batch of `count` replies built: waits a
+    /// moment for the next request, if the coalescing policy says the client
+    /// is sending without waiting for these replies. True when one came.
+    private func waitForMore(_ count: Int, heldSince held: inout Int64) -> Bool {
+        guard ending == nil, count < Self.maxBatch, coalescing.shouldWait(count: count) else { return false }
+        if held == 0 {
+            held = monotonicNanos()
+        } else if monotonicNanos() - held > ReplyCoalescing.batchBudget {
+            return false
+        }
+        switch reader.awaitRequest(within: coalescing.waitNanos) {
+        case .arrived(let nanos):
+            coalescing.arrived(after: nanos)
+            // One that cannot join (FLUSH, FUA, a big READ or WRITE) ends the batch.
+            return mayTakeMore(count)
+        case .timedOut:
+            coalescing.timedOut(count: count)
+            return false
+        case .unavailable:
+            return false
         }
     }
 
