@@ -20,6 +20,7 @@
 // on any connection and CAN_MULTI_CONN holds.
 import Glibc
 import LinuxSys
+import Synchronization
 
 public final class Overlay: BlockBackend, @unchecked Sendable {
     public let station: String
@@ -41,6 +42,11 @@ public final class Overlay: BlockBackend, @unchecked Sendable {
     private let stripes: [Monitor] = (0..<Overlay.stripeCount).map { _ in Monitor() }
     private var bitmap: AllocationMap
     private var closed = false
+    /// Blocks of the data file may be holes: TRIM or WRITE_ZEROES punched
+    /// them, now or in an earlier session (found at open). Blocks written
+    /// with data never are, so without this the overlay has the base's holes
+    /// only.
+    private let punched: Atomic<Bool>
 
     /// The two files of `station` in `dir`.
     public static func paths(dir: String, station: String) -> (data: String, map: String) {
@@ -105,6 +111,11 @@ public final class Overlay: BlockBackend, @unchecked Sendable {
             }
             mapOK = true
         }
+        // Allocated blocks that the data file does not back whole are holes
+        // (st_blocks counts 512-byte units actually stored).
+        var ds = stat()
+        let backed = fstat(dataFD, &ds) == 0 ? UInt64(ds.st_blocks) * 512 : 0
+        punched = Atomic(backed < bitmap.allocatedCount * UInt64(header.blockSize))
         do { dataView = try FileBackend(path: dataPath, readOnly: true) } catch {
             _ = Glibc.close(mapFD)
             throw OverlayError("station '\(station)': cannot open \(dataPath): \(error.description)")
@@ -127,10 +138,36 @@ public final class Overlay: BlockBackend, @unchecked Sendable {
 
     // MARK: BlockBackend
 
+    /// The base's holes, and the data file's where blocks were punched.
+    public var mayHaveHoles: Bool { base.mayHaveHoles || punched.load(ordering: .relaxed) }
+
     /// Reads runs of blocks with the same state in one pread each: allocated
     /// runs from the data file, the others from the base.
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(SysError) {
-        if buffer.isEmpty { return }
+        _ = try readRuns(buffer, at: offset) { (allocated, part, pos) throws(SysError) in
+            if allocated {
+                try Self.preadFully(data, part, at: pos, path: dataPath)
+            } else {
+                try base.read(into: part, at: pos)
+            }
+            return true
+        }
+    }
+
+    /// Reads like `read` only if neither the data file nor the base has to
+    /// wait for a device (page cache, tmpfs); false when one might.
+    public func readWithoutWaiting(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(SysError) -> Bool {
+        try readRuns(buffer, at: offset) { (allocated, part, pos) throws(SysError) in
+            try (allocated ? dataView : base).readWithoutWaiting(into: part, at: pos)
+        }
+    }
+
+    /// Splits `buffer` (at `offset`) into runs of blocks with the same state
+    /// and reads each with `part`; stops at the first run it returns false
+    /// for, and returns false then.
+    private func readRuns(_ buffer: UnsafeMutableRawBufferPointer, at offset: UInt64,
+                          _ part: (Bool, UnsafeMutableRawBufferPointer, UInt64) throws(SysError) -> Bool) throws(SysError) -> Bool {
+        if buffer.isEmpty { return true }
         let end = offset + UInt64(buffer.count)
         let first = offset / blockSize
         let last = (end - 1) / blockSize
@@ -145,14 +182,11 @@ public final class Overlay: BlockBackend, @unchecked Sendable {
                 runEnd = min(end, (first + UInt64(i) + 1) * blockSize)
                 i += 1
             }
-            let part = UnsafeMutableRawBufferPointer(rebasing: buffer[Int(pos - offset)..<Int(runEnd - offset)])
-            if allocated {
-                try Self.preadFully(data, part, at: pos, path: dataPath)
-            } else {
-                try base.read(into: part, at: pos)
-            }
+            let run = UnsafeMutableRawBufferPointer(rebasing: buffer[Int(pos - offset)..<Int(runEnd - offset)])
+            if try !part(allocated, run, pos) { return false }
             pos = runEnd
         }
+        return true
     }
 
     /// Writes block by block under the block's lock. An allocated block is
@@ -203,6 +237,7 @@ public final class Overlay: BlockBackend, @unchecked Sendable {
         let start = firstWhole * blockSize
         let stop = min(size, endBlock * blockSize)
         let mode = FallocateMode.punchHole | FallocateMode.keepSize
+        punched.store(true, ordering: .relaxed)
         guard try fallocateRange(data, mode, from: start, length: stop - start, path: dataPath) else { return }
         monitor.locked { for b in firstWhole..<endBlock { bitmap.allocate(b) } }
     }
@@ -227,6 +262,7 @@ public final class Overlay: BlockBackend, @unchecked Sendable {
         if whole {
             let mode = (mayPunch ? FallocateMode.punchHole : FallocateMode.zeroRange) | FallocateMode.keepSize
             let start = firstWhole * blockSize
+            if mayPunch { punched.store(true, ordering: .relaxed) }
             if try fallocateRange(data, mode, from: start, length: tailStart - start, path: dataPath) {
                 monitor.locked { for b in firstWhole..<endBlock { bitmap.allocate(b) } }
             } else if fast {
@@ -259,8 +295,16 @@ public final class Overlay: BlockBackend, @unchecked Sendable {
                 runEnd = min(end, (first + UInt64(i) + 1) * blockSize)
                 i += 1
             }
-            let source: any BlockBackend = allocated ? dataView : base
-            let part = try source.extents(offset: pos, length: runEnd - pos, maxCount: maxCount - out.count + 1)
+            // Blocks written with data are data: the data file need not be
+            // asked (its SEEK_DATA walk costs milliseconds on tmpfs) unless
+            // some were punched.
+            let part: [Extent]
+            if allocated && !punched.load(ordering: .relaxed) {
+                part = [.data(runEnd - pos)]
+            } else {
+                let source: any BlockBackend = allocated ? dataView : base
+                part = try source.extents(offset: pos, length: runEnd - pos, maxCount: maxCount - out.count + 1)
+            }
             var covered: UInt64 = 0
             for e in part {
                 appendExtent(e, to: &out)

@@ -87,7 +87,11 @@ final class StationLease: BlockBackend, @unchecked Sendable {
     }
 
     var size: UInt64 { shared.size }
+    var mayHaveHoles: Bool { shared.mayHaveHoles }
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(SysError) { try shared.read(into: buffer, at: offset) }
+    func readWithoutWaiting(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(SysError) -> Bool {
+        try shared.readWithoutWaiting(into: buffer, at: offset)
+    }
     func write(_ data: UnsafeRawBufferPointer, at offset: UInt64) throws(SysError) { try shared.write(data, at: offset) }
     func flush() throws(SysError) { try shared.flush() }
     func trim(offset: UInt64, length: UInt64) throws(SysError) { try shared.trim(offset: offset, length: length) }
@@ -148,7 +152,11 @@ final class CowBase: BlockBackend, StationProvider, @unchecked Sendable {
         return (lease, "station '\(station)': overlay \(overlay.mapPath) (\(overlay.allocatedBlocks) of \(overlay.header.blockCount) blocks of \(overlay.blockSize) bytes in the overlay\(shared))")
     }
 
+    var mayHaveHoles: Bool { base.mayHaveHoles }
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(SysError) { try base.read(into: buffer, at: offset) }
+    func readWithoutWaiting(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(SysError) -> Bool {
+        try base.readWithoutWaiting(into: buffer, at: offset)
+    }
     func extents(offset: UInt64, length: UInt64, maxCount: Int) throws(SysError) -> [Extent] {
         try base.extents(offset: offset, length: length, maxCount: maxCount)
     }

@@ -280,6 +280,44 @@ final class OverlayTests: XCTestCase {
         XCTAssertEqual(try o.extents(offset: 9 * 4096 + 10, length: 100, maxCount: 10), [.data(100)])
     }
 
+    func testReadsWithoutWaitingAndHolesOnlyWherePunched() throws {
+        // In tmpfs, so that no read can wait for a device.
+        var template = Array("/dev/shm/nbdboot-overlay-nowait-XXXXXX".utf8CString)
+        let shm = String(cString: try XCTUnwrap(mkdtemp(&template)))
+        defer { Files.remove(shm + "/ov"); Files.remove(shm) }
+        mkdir(shm + "/ov", 0o755)
+        let denseBytes = Files.pattern(8 * 4096, seed: 5)
+        try Files.write(shm + "/base.img", denseBytes)
+        let dense = try FileBackend(path: shm + "/base.img", readOnly: true)
+        defer { dense.close() }
+        func open(_ station: String) throws -> Overlay {
+            try Overlay(dir: shm + "/ov", station: station, base: dense, basePath: shm + "/base.img",
+                        identity: Files.identity(shm + "/base.img"), blockSize: 4096, now: 1)
+        }
+        var o = try open("st1")
+        XCTAssertFalse(o.mayHaveHoles, "a new overlay over a dense base has no hole to look for")
+        try write(o, 4096 + 700, [1, 2, 3])
+        try write(o, 2 * 4096, Files.pattern(4096, seed: 9))
+        var fast = [UInt8](repeating: 0xee, count: denseBytes.count)
+        XCTAssertTrue(try fast.withUnsafeMutableBytes { try o.readWithoutWaiting(into: $0, at: 0) })
+        XCTAssertEqual(fast, try read(o, 0, denseBytes.count), "the same bytes as read: overlay blocks and base")
+        XCTAssertFalse(o.mayHaveHoles, "blocks written with data are data")
+        XCTAssertEqual(try o.extents(offset: 0, length: 8 * 4096, maxCount: 10), [.data(8 * 4096)])
+        try o.trim(offset: 2 * 4096, length: 4096)
+        XCTAssertTrue(o.mayHaveHoles)
+        XCTAssertEqual(try o.extents(offset: 0, length: 8 * 4096, maxCount: 10), [.data(2 * 4096), .hole(4096), .data(5 * 4096)])
+        o.close()
+        o = try open("st1")
+        XCTAssertTrue(o.mayHaveHoles, "a punched block is found again at open")
+        o.close()
+        let other = try open("st2")
+        try write(other, 0, [4, 5, 6])
+        other.close()
+        let reopened = try open("st2")
+        defer { reopened.close() }
+        XCTAssertFalse(reopened.mayHaveHoles)
+    }
+
     /// Concurrent partial writes to the same unallocated blocks: each one's
     /// read-modify-write is serialised, so none is lost.
     func testConcurrentPartialWritesToOneBlock() throws {
