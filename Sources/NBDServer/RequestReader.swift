@@ -91,11 +91,19 @@ final class RequestReader {
     /// payload, so taking it costs no wait; nil otherwise (and for a bad
     /// header, which `next` then reports). Consumes nothing.
     func peekReceived() -> Request? {
-        guard end - start >= Request.size,
-              let r = try? Request.decode(UnsafeRawBufferPointer(rebasing: buffer[start..<(start + Request.size)]))
-        else { return nil }
-        if r.command == .write && UInt64(end - start - Request.size) < UInt64(r.length) { return nil }
+        guard let r = bufferedHeader(), r.command != .write || payloadBuffered(r) else { return nil }
         return r
+    }
+
+    /// The next request header when it is buffered whole and decodes.
+    private func bufferedHeader() -> Request? {
+        guard end - start >= Request.size else { return nil }
+        return try? Request.decode(UnsafeRawBufferPointer(rebasing: buffer[start..<(start + Request.size)]))
+    }
+
+    /// The buffer holds the whole payload of WRITE `r`, whose header is at its start.
+    private func payloadBuffered(_ r: Request) -> Bool {
+        UInt64(end - start - Request.size) >= UInt64(r.length)
     }
 
     /// How a wait for the next request ended (TransmissionPool's reply
@@ -116,23 +124,12 @@ final class RequestReader {
     /// connections only one spins at a time.
     func awaitRequest(within nanos: Int64) -> Await {
         if headIsWhole() { return .arrived(0) }
-        guard pollPermit.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return .unavailable }
-        defer { pollPermit.store(false, ordering: .releasing) }
         compact()
-        let began = monotonicNanos()
-        var now = began
-        repeat {
-            let n = recv(fd, buffer.baseAddress! + end, Self.capacity - end, Int32(MSG_DONTWAIT))
-            now = monotonicNanos()
-            if n == 0 { return .unavailable }
-            if n > 0 {
-                end += n
-                if headIsWhole() { return .arrived(now - began) }
-            } else if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
-                return .unavailable
-            }
-        } while now - began < nanos
-        return .timedOut
+        switch spin(for: nanos, until: headIsWhole) {
+        case .done(let nanos): return .arrived(nanos)
+        case .timedOut: return .timedOut
+        case .unavailable, .ended: return .unavailable
+        }
     }
 
     /// Reads a WRITE payload of `count` bytes into an array whose memory is
@@ -214,10 +211,8 @@ final class RequestReader {
     /// does not decode counts as whole (`next` reports it).
     private func headIsWhole() -> Bool {
         guard end - start >= Request.size else { return false }
-        guard let r = try? Request.decode(UnsafeRawBufferPointer(rebasing: buffer[start..<(start + Request.size)])),
-              r.command == .write, UInt64(r.length) <= UInt64(Self.capacity - Request.size)
-        else { return true }
-        return UInt64(end - start - Request.size) >= UInt64(r.length)
+        guard let r = bufferedHeader(), r.command == .write else { return true }
+        return payloadBuffered(r) || UInt64(r.length) > UInt64(Self.capacity - Request.size)
     }
 
     /// Moves the unconsumed bytes to the buffer's start, making room behind them.
@@ -234,9 +229,11 @@ final class RequestReader {
         if end - start >= count { return true }
         compact()
         let waitStart = end == 0 ? monotonicNanos() : 0
-        if end == 0 && hot && hotConnections.load(ordering: .relaxed) == 1, let n = poll() {
-            if n == 0 { return false }
-            end += n
+        // Busy polling: until the first bytes come, for up to `pollNanos`;
+        // when it cannot, the recv below sleeps as usual (and reports errors).
+        if end == 0 && hot && hotConnections.load(ordering: .relaxed) == 1,
+           case .ended = spin(for: Self.pollNanos, until: { end > 0 }) {
+            return false
         }
         while end < count {
             let n = recv(fd, buffer.baseAddress! + end, Self.capacity - end, 0)
@@ -251,20 +248,37 @@ final class RequestReader {
         return true
     }
 
-    /// Busy polling: recv(2) with MSG_DONTWAIT for up to `pollNanos`, if
-    /// no other thread of the server is polling. The bytes received (0 at
-    /// end of stream), or nil when nothing came or polling was not possible
-    /// (then the caller sleeps in recv as usual; errors show up there).
-    private func poll() -> Int? {
-        guard pollPermit.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return nil }
+    /// How busy polling ended.
+    private enum Spin {
+        /// `until` held, after this many nanoseconds.
+        case done(Int64)
+        case timedOut
+        /// Another thread of the server holds the polling permit, or recv failed.
+        case unavailable
+        /// End of stream.
+        case ended
+    }
+
+    /// Busy polling, holding the server's one polling permit (so that of
+    /// all connections only one spins at a time): recv(2) with MSG_DONTWAIT
+    /// into the buffer for up to `nanos`, until `until()` holds.
+    private func spin(for nanos: Int64, until: () -> Bool) -> Spin {
+        guard pollPermit.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return .unavailable }
         defer { pollPermit.store(false, ordering: .releasing) }
-        let until = monotonicNanos() + Self.pollNanos
+        let began = monotonicNanos()
+        var now = began
         repeat {
             let n = recv(fd, buffer.baseAddress! + end, Self.capacity - end, Int32(MSG_DONTWAIT))
-            if n >= 0 { return n }
-            if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR { return nil }
-        } while monotonicNanos() < until
-        return nil
+            now = monotonicNanos()
+            if n == 0 { return .ended }
+            if n > 0 {
+                end += n
+                if until() { return .done(now - began) }
+            } else if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
+                return .unavailable
+            }
+        } while now - began < nanos
+        return .timedOut
     }
 }
 
